@@ -1,0 +1,23 @@
+"""srbench: a benchmarking harness for single-image super-resolution."""
+
+from srbench.method import (
+    ArtifactError,
+    Method,
+    MethodError,
+    NotFittedError,
+    UnsupportedScaleError,
+)
+from srbench.registry import get_registry, register
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArtifactError",
+    "Method",
+    "MethodError",
+    "NotFittedError",
+    "UnsupportedScaleError",
+    "__version__",
+    "get_registry",
+    "register",
+]

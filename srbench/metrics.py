@@ -1,0 +1,82 @@
+"""PSNR and SSIM exactly as the SR literature computes them.
+
+Both compare uint8-rounded luminance after shaving ``scale`` pixels from every border
+(DESIGN.md section 1, step 5).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import correlate1d
+
+from srbench.protocol import shave, to_uint8
+
+__all__ = ["psnr", "ssim", "evaluate"]
+
+
+def _as_uint8(image: np.ndarray) -> np.ndarray:
+    return image if image.dtype == np.uint8 else to_uint8(image)
+
+
+def _check_pair(sr: np.ndarray, hr: np.ndarray) -> None:
+    if sr.shape != hr.shape:
+        raise ValueError(f"shape mismatch: output {sr.shape} vs reference {hr.shape}")
+
+
+def psnr(sr: np.ndarray, hr: np.ndarray, *, border: int = 0) -> float:
+    """Peak signal-to-noise ratio in dB on uint8 images (peak 255).
+
+    Float inputs are taken to be in [0, 1] and rounded like MATLAB's ``uint8(255*x)``.
+    """
+    _check_pair(sr, hr)
+    a = shave(_as_uint8(sr), border).astype(np.float64)
+    b = shave(_as_uint8(hr), border).astype(np.float64)
+    mse = np.mean((a - b) ** 2)
+    if mse == 0:
+        return float("inf")
+    return float(10.0 * np.log10(255.0**2 / mse))
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    # fspecial('gaussian') is separable: its 2-D normalisation equals the 1-D one squared.
+    x = np.arange(size) - (size - 1) / 2.0
+    g = np.exp(-(x**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _filter_valid(image: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """MATLAB ``filter2(w*w', image, 'valid')`` for a separable symmetric window."""
+    radius = len(window) // 2
+    out = correlate1d(image, window, axis=0, mode="constant")
+    out = correlate1d(out, window, axis=1, mode="constant")
+    return out[radius:-radius, radius:-radius]
+
+
+def ssim(sr: np.ndarray, hr: np.ndarray, *, border: int = 0) -> float:
+    """Mean SSIM as Wang et al.'s MATLAB ``ssim_index`` (11x11 Gaussian, sigma 1.5).
+
+    K1 = 0.01, K2 = 0.03, L = 255, 'valid' filtering, no downsampling.
+    """
+    _check_pair(sr, hr)
+    a = shave(_as_uint8(sr), border).astype(np.float64)
+    b = shave(_as_uint8(hr), border).astype(np.float64)
+    if min(a.shape) < 11:
+        raise ValueError(f"SSIM needs at least 11x11 pixels after shaving, got {a.shape}")
+    window = _gaussian_window()
+    c1 = (0.01 * 255) ** 2
+    c2 = (0.03 * 255) ** 2
+    mu_a = _filter_valid(a, window)
+    mu_b = _filter_valid(b, window)
+    mu_a2, mu_b2, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
+    var_a = _filter_valid(a * a, window) - mu_a2
+    var_b = _filter_valid(b * b, window) - mu_b2
+    cov = _filter_valid(a * b, window) - mu_ab
+    ssim_map = ((2 * mu_ab + c1) * (2 * cov + c2)) / ((mu_a2 + mu_b2 + c1) * (var_a + var_b + c2))
+    return float(ssim_map.mean())
+
+
+def evaluate(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:
+    """PSNR and SSIM of an SR result against HR luminance, shaving ``scale`` pixels."""
+    sr8 = _as_uint8(sr)
+    hr8 = _as_uint8(hr)
+    return psnr(sr8, hr8, border=scale), ssim(sr8, hr8, border=scale)

@@ -1,0 +1,238 @@
+"""The evaluation protocol: MATLAB-exact resizing, colour conversion and degradation.
+
+Every number srbench prints is only as good as this module. The default protocol
+(``matlab``) reproduces the pipeline of the SRCNN, ANR and A+ papers: luminance from
+MATLAB's ``rgb2ycbcr``, ``modcrop``, a float bicubic ``imresize`` down by the scale, the
+method, then metrics on uint8-rounded luminance with ``scale`` pixels shaved per border.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_PROTOCOL",
+    "PROTOCOLS",
+    "Protocol",
+    "cubic",
+    "degrade",
+    "get_protocol",
+    "imresize",
+    "modcrop",
+    "rgb2ycbcr",
+    "shave",
+    "to_uint8",
+    "ycbcr2rgb",
+]
+
+# MATLAB rgb2ycbcr: ITU-R BT.601, studio range, for RGB in [0, 1] giving YCbCr in [0, 255].
+_YCBCR_MATRIX = np.array(
+    [
+        [65.481, 128.553, 24.966],
+        [-37.797, -74.203, 112.0],
+        [112.0, -93.786, -18.214],
+    ]
+)
+_YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
+_RGB_MATRIX = np.linalg.inv(_YCBCR_MATRIX)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Convert a float image in [0, 1] to uint8 the way MATLAB's ``uint8(255*x)`` does.
+
+    MATLAB saturates and rounds half away from zero; ``np.round`` would round half to even.
+    """
+    scaled = np.clip(np.asarray(image, dtype=np.float64) * 255.0, 0.0, 255.0)
+    return np.floor(scaled + 0.5).astype(np.uint8)
+
+
+def rgb2ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """MATLAB ``rgb2ycbcr`` (BT.601 studio range).
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3)
+        uint8 in [0, 255] or float in [0, 1].
+
+    Returns
+    -------
+    ndarray, shape (H, W, 3)
+        uint8 input gives uint8 output rounded half away from zero (Y in [16, 235]);
+        float input gives float output in [0, 1] units, unrounded.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"rgb2ycbcr expects an (H, W, 3) image, got shape {rgb.shape}")
+    is_uint8 = rgb.dtype == np.uint8
+    unit = rgb.astype(np.float64) / 255.0 if is_uint8 else rgb.astype(np.float64)
+    ycc = unit @ _YCBCR_MATRIX.T + _YCBCR_OFFSET
+    if is_uint8:
+        return np.floor(np.clip(ycc, 0, 255) + 0.5).astype(np.uint8)
+    return (ycc / 255.0).astype(rgb.dtype if rgb.dtype.kind == "f" else np.float64)
+
+
+def ycbcr2rgb(ycc: np.ndarray) -> np.ndarray:
+    """MATLAB ``ycbcr2rgb``, the inverse of :func:`rgb2ycbcr` (same dtype conventions)."""
+    ycc = np.asarray(ycc)
+    if ycc.ndim != 3 or ycc.shape[2] != 3:
+        raise ValueError(f"ycbcr2rgb expects an (H, W, 3) image, got shape {ycc.shape}")
+    is_uint8 = ycc.dtype == np.uint8
+    values = ycc.astype(np.float64) * (1.0 if is_uint8 else 255.0)
+    rgb = (values - _YCBCR_OFFSET) @ _RGB_MATRIX.T
+    if is_uint8:
+        return to_uint8(rgb)
+    return rgb.astype(ycc.dtype if ycc.dtype.kind == "f" else np.float64)
+
+
+def cubic(x: np.ndarray) -> np.ndarray:
+    """Keys' cubic convolution kernel with a = -0.5 (MATLAB's bicubic)."""
+    ax = np.abs(x)
+    ax2 = ax * ax
+    ax3 = ax2 * ax
+    near = (1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1)
+    far = (-0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0) * ((ax > 1) & (ax <= 2))
+    return near + far
+
+
+@lru_cache(maxsize=256)
+def _resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool) -> np.ndarray:
+    """Dense (out_len, in_len) matrix of MATLAB ``imresize`` contributions along one axis.
+
+    Cached because benchmark grids resize many images of the same few sizes.
+    """
+    shrinking = scale < 1 and antialias
+    kernel_width = 4.0 / scale if shrinking else 4.0
+    x = np.arange(1, out_len + 1, dtype=np.float64)
+    # Output pixel x (1-based) maps to input coordinate u, pixel centres aligned.
+    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
+    left = np.floor(u - kernel_width / 2.0)
+    taps = int(math.ceil(kernel_width)) + 2
+    indices = left[:, None] + np.arange(taps)[None, :]
+    distance = u[:, None] - indices
+    weights = scale * cubic(scale * distance) if shrinking else cubic(distance)
+    weights /= weights.sum(axis=1, keepdims=True)
+    # Symmetric padding: mirror indices outside 1..in_len back inside, edge repeated.
+    mirror = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
+    columns = mirror[np.mod(indices.astype(np.int64) - 1, 2 * in_len)]
+    matrix = np.zeros((out_len, in_len), dtype=np.float64)
+    rows = np.broadcast_to(np.arange(out_len)[:, None], columns.shape)
+    np.add.at(matrix, (rows, columns), weights)
+    matrix.setflags(write=False)
+    return matrix
+
+
+def imresize(
+    image: np.ndarray,
+    scale: float | None = None,
+    *,
+    output_shape: tuple[int, int] | None = None,
+    antialias: bool = True,
+) -> np.ndarray:
+    """MATLAB ``imresize(image, scale, 'bicubic')``.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W) or (H, W, C)
+        Float images are resized in float64 and returned in their own float dtype, unrounded;
+        uint8 images are returned rounded to uint8 like MATLAB.
+    scale : float, optional
+        Positive scale factor; output size is ``ceil(size * scale)``.
+    output_shape : (int, int), optional
+        Explicit output (H, W); the per-axis scale is then ``out / in``.
+    antialias : bool
+        Widen the kernel when shrinking (MATLAB's default).
+    """
+    image = np.asarray(image)
+    if image.ndim not in (2, 3):
+        raise ValueError(f"imresize expects a 2-D or 3-D image, got shape {image.shape}")
+    in_h, in_w = image.shape[:2]
+    if output_shape is not None:
+        out_h, out_w = (int(v) for v in output_shape)
+        if out_h <= 0 or out_w <= 0:
+            raise ValueError(f"output_shape must be positive, got {output_shape}")
+        scale_h, scale_w = out_h / in_h, out_w / in_w
+    elif scale is not None:
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        scale_h = scale_w = float(scale)
+        out_h, out_w = math.ceil(in_h * scale), math.ceil(in_w * scale)
+    else:
+        raise ValueError("imresize needs a scale or an output_shape")
+
+    data = image.astype(np.float64)
+    if image.dtype == np.uint8:
+        data /= 255.0
+    rows = _resize_matrix(in_h, out_h, scale_h, antialias)
+    cols = _resize_matrix(in_w, out_w, scale_w, antialias)
+    # MATLAB resizes the axis with the smaller scale first; for matrices the order only
+    # changes round-off, so always go height then width.
+    if data.ndim == 2:
+        out = rows @ data @ cols.T
+    else:
+        out = np.einsum("ij,jkc->ikc", rows, data)
+        out = np.einsum("lk,ikc->ilc", cols, out)
+    if image.dtype == np.uint8:
+        return to_uint8(out)
+    if image.dtype.kind == "f":
+        return out.astype(image.dtype, copy=False)
+    return out
+
+
+def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
+    """Crop bottom and right so height and width are multiples of ``scale``."""
+    h, w = image.shape[:2]
+    return image[: h - h % scale, : w - w % scale, ...]
+
+
+def shave(image: np.ndarray, border: int) -> np.ndarray:
+    """Remove ``border`` pixels from every side."""
+    if border <= 0:
+        return image
+    return image[border:-border, border:-border, ...]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A named evaluation protocol; its name is stored with every result."""
+
+    name: str
+    description: str
+
+    def degrade(self, hr: np.ndarray, scale: int) -> np.ndarray:
+        return degrade(hr, scale)
+
+
+def degrade(hr: np.ndarray, scale: int) -> np.ndarray:
+    """Make the LR input for an HR luminance image (default ``matlab`` protocol).
+
+    ``hr`` must already be modcropped uint8 (or [0, 1] float) luminance. Returns the
+    float32 LR image in [0, 1] made by MATLAB ``imresize(hr/255, 1/scale, 'bicubic')``,
+    not rounded to uint8.
+    """
+    if hr.ndim != 2:
+        raise ValueError(f"degrade expects a 2-D luminance image, got shape {hr.shape}")
+    if hr.shape[0] % scale or hr.shape[1] % scale:
+        raise ValueError(f"image of shape {hr.shape} is not modcropped to scale {scale}")
+    unit = hr.astype(np.float32) / 255.0 if hr.dtype == np.uint8 else hr.astype(np.float32)
+    return imresize(unit, 1.0 / scale)
+
+
+DEFAULT_PROTOCOL = Protocol(
+    name="matlab",
+    description=(
+        "Y of MATLAB rgb2ycbcr (uint8), modcrop(scale), LR = float MATLAB bicubic imresize "
+        "by 1/scale; PSNR/SSIM on uint8 Y, scale pixels shaved per border"
+    ),
+)
+PROTOCOLS = {DEFAULT_PROTOCOL.name: DEFAULT_PROTOCOL}
+
+
+def get_protocol(name: str) -> Protocol:
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise ValueError(f"unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}") from None
