@@ -214,7 +214,9 @@ def extract_patches(
     windows = np.lib.stride_tricks.sliding_window_view(maps, (size, size), axis=(1, 2))
     picked = windows[:, rows, cols]  # (C, n, size_r, size_c)
     # Column-major within a patch = the column index outermost, rows fastest.
-    return np.ascontiguousarray(picked.transpose(1, 0, 3, 2)).reshape(len(rows), -1)
+    return np.ascontiguousarray(picked.transpose(1, 0, 3, 2)).reshape(
+        len(rows), maps.shape[0] * size * size
+    )
 
 
 def overlap_add(
