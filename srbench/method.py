@@ -43,6 +43,8 @@ class ArtifactError(MethodError):
 
 
 MANIFEST_SUFFIX = ".json"
+#: How far outside [0, 1] a raw output may stray before it counts as a wrong range.
+OUT_OF_RANGE_SLACK = 0.5
 ARTIFACT_SUFFIX = ".safetensors"
 
 
@@ -156,8 +158,20 @@ class Method:
         view = lr.astype(np.float32, copy=False)
         view = view.view()
         view.flags.writeable = False
-        out = self._upscale(view, scale)
-        return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
+        out = np.asarray(self._upscale(view, scale), dtype=np.float32)
+        expected = (lr.shape[0] * scale, lr.shape[1] * scale)
+        if out.shape != expected:
+            raise MethodError(f"{self.name}: output shape {out.shape}, expected {expected}")
+        if not np.all(np.isfinite(out)):
+            raise MethodError(f"{self.name}: output holds NaN or infinite values")
+        # Overshoot near edges is normal (bicubic rings) and uint8 conversion saturates it
+        # anyway; values far outside [0, 1] mean a wrong intensity range, which is an error.
+        low, high = float(out.min()), float(out.max())
+        if low < -OUT_OF_RANGE_SLACK or high > 1.0 + OUT_OF_RANGE_SLACK:
+            raise MethodError(
+                f"{self.name}: output values span [{low:.3g}, {high:.3g}]; expected [0, 1] intensities"
+            )
+        return np.clip(out, 0.0, 1.0)
 
     def _upscale(self, lr: np.ndarray, scale: int) -> np.ndarray:
         raise NotImplementedError

@@ -1,0 +1,386 @@
+"""The ``srbench`` command line: thin commands over the library."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="srbench",
+    help="Benchmark single-image super-resolution methods with the literature's exact protocol.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_DATASETS = "Set5,Set14"
+DEFAULT_SCALES = "2,3,4"
+
+
+def _domain_errors() -> tuple[type[BaseException], ...]:
+    from srbench.datasets import DatasetError
+    from srbench.imageio import ImageError
+    from srbench.method import MethodError
+    from srbench.runner import RunError
+    from srbench.store import StoreError
+    from srbench.training import TrainingDataError
+
+    return (DatasetError, ImageError, MethodError, RunError, StoreError, TrainingDataError, ValueError)
+
+
+def domain_command(fn: F) -> F:
+    """Turn expected failures into one clear line on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except _domain_errors() as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted; finished results are kept in the store")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _scales(text: str) -> list[int]:
+    try:
+        scales = [int(part) for part in _split(text)]
+    except ValueError:
+        raise ValueError(f"scales must be integers separated by commas, got {text!r}") from None
+    if not scales or any(s < 1 for s in scales):
+        raise ValueError(f"scales must be positive integers, got {text!r}")
+    return scales
+
+
+def _registry(plugins: list[str] | None = None, *, show_errors: bool = True):
+    from srbench.registry import get_registry
+
+    registry = get_registry()
+    for plugin in plugins or []:
+        registry.load_plugin(plugin)
+    if show_errors:
+        for error in registry.errors:
+            err_console.print(f"[yellow]warning:[/] {error} (skipped)", highlight=False)
+    return registry
+
+
+class _Bar:
+    """A rich progress bar with the interface the runner and trainers expect."""
+
+    def __init__(self, total: int, description: str = "running") -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[current]}"),
+            console=err_console,
+            transient=False,
+        )
+        self.task = self.progress.add_task(description, total=total, current="")
+        self.progress.start()
+
+    def advance(self, current: str = "") -> None:
+        self.progress.update(self.task, advance=1, current=current)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+# ---------------------------------------------------------------------------- list
+@app.command("list")
+@domain_command
+def list_(
+    what: Annotated[str, typer.Argument(help="methods or datasets")] = "methods",
+    pattern: Annotated[str, typer.Argument(help="shell-style filter, e.g. 'ne_*'")] = "*",
+    plugin: Annotated[list[str] | None, typer.Option("--plugin", help="extra plugin file or module")] = None,
+) -> None:
+    """List registered methods or catalogued datasets."""
+    if what in ("methods", "method"):
+        registry = _registry(plugin)
+        table = Table("name", "label", "scales", "trainable", "version", "origin")
+        for name in registry.names(pattern):
+            entry = registry.entries[name]
+            cls = entry.cls
+            table.add_row(
+                name, cls.label, ",".join(str(s) for s in sorted(cls.scales)),
+                "yes" if cls.trainable else "", cls.version, _short_origin(entry.origin),
+            )  # fmt: skip
+        console.print(table)
+    elif what in ("datasets", "dataset"):
+        from srbench.datasets import list_datasets
+
+        table = Table("name", "images", "description", "hub source")
+        for spec in list_datasets():
+            table.add_row(spec.name, str(len(spec.hashes)), spec.description, spec.hf_repo)
+        console.print(table)
+        console.print("Also: folder:PATH for any folder of images.")
+    else:
+        raise ValueError(f"list what? {what!r}; use 'methods' or 'datasets'")
+
+
+def _short_origin(origin: str) -> str:
+    from srbench.registry import builtin_methods_dir
+
+    base = str(builtin_methods_dir())
+    return "built-in" if origin.startswith(base) else origin
+
+
+# ---------------------------------------------------------------------------- run
+StoreOpt = Annotated[
+    Path | None, typer.Option("--store", help="result store (SQLite); default $SRBENCH_STORE or the user cache")
+]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="folder with one sub-folder per dataset (default $SRBENCH_DATA)")
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda")]
+PluginOpt = Annotated[
+    list[str] | None, typer.Option("--plugin", help="plugin .py file or module name (repeatable)")
+]
+
+
+def _run_grid(
+    methods: list[str], datasets: list[str], scales: list[int], *, store: Path | None,
+    data_dir: Path | None, device: str, jobs: int, executor: str, scheduler: str | None,
+    plugins: list[str], force: bool, repeat: int,
+) -> int:  # fmt: skip
+    from srbench.runner import RunConfig, Runner
+    from srbench.store import ResultStore
+
+    registry = _registry(plugins)
+    config = RunConfig(
+        methods=methods, datasets=datasets, scales=scales, data_dir=data_dir, device=device,
+        jobs=jobs, executor=executor, scheduler=scheduler, plugins=[], force=force, repeat=repeat,
+    )  # fmt: skip
+    with ResultStore(store) as result_store:
+        runner = Runner(
+            result_store,
+            registry,
+            progress=lambda total: _Bar(total, "srbench run"),
+            log=lambda line: err_console.print(f"[yellow]failed:[/] {line}", highlight=False),
+        )
+        summary = runner.run(config)
+        console.print(f"{summary.line()} (protocol {config.protocol}, store {result_store.path})")
+    return summary.failed + summary.bad_images
+
+
+@app.command()
+@domain_command
+def run(
+    methods: Annotated[str, typer.Option("-m", "--methods", help="comma-separated names or wildcards")] = "bicubic",
+    datasets: Annotated[str, typer.Option("-d", "--datasets", help="e.g. Set5,Set14 or folder:PATH")] = DEFAULT_DATASETS,
+    scales: Annotated[str, typer.Option("-s", "--scales", help="e.g. 2,3,4")] = DEFAULT_SCALES,
+    data_dir: DataDirOpt = None,
+    store: StoreOpt = None,
+    device: DeviceOpt = "auto",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="worker processes (1 thread each)")] = 1,
+    executor: Annotated[str, typer.Option("--executor", help="local or dask")] = "local",
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address")] = None,
+    plugin: PluginOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="recompute cached cells")] = False,
+    repeat: Annotated[int, typer.Option("--repeat", help="time each call N times, keep the median")] = 1,
+) -> None:
+    """Run methods over datasets and scales; cached cells are skipped."""
+    _run_grid(
+        _split(methods), _split(datasets), _scales(scales), store=store, data_dir=data_dir,
+        device=device, jobs=jobs, executor=executor, scheduler=scheduler, plugins=plugin or [],
+        force=force, repeat=repeat,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- export
+@app.command()
+@domain_command
+def export(
+    format: Annotated[str, typer.Option("--format", "-f", help="csv, parquet, markdown or latex")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output file")],
+    store: StoreOpt = None,
+    methods: Annotated[str, typer.Option("-m", "--methods", help="only these methods")] = "",
+    datasets: Annotated[str, typer.Option("-d", "--datasets", help="only these datasets")] = "",
+    scales: Annotated[str, typer.Option("-s", "--scales", help="only these scales")] = "",
+) -> None:
+    """Export per-image results."""
+    from srbench.store import ResultStore
+    from srbench.store import export as write
+
+    with ResultStore(store) as result_store:
+        results = result_store.results(
+            methods=_split(methods) or None,
+            datasets=_split(datasets) or None,
+            scales=_scales(scales) if scales else None,
+        )
+    write(results, format, out)
+    console.print(f"wrote {len(results)} rows to {out}")
+
+
+# ---------------------------------------------------------------------------- report
+@app.command()
+@domain_command
+def report(
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("reports"),
+    store: StoreOpt = None,
+    title: Annotated[str, typer.Option("--title", help="report title")] = "srbench report",
+) -> None:
+    """Render the HTML report (with CSV/Markdown/LaTeX twins) from the store."""
+    from srbench.report import write_report
+
+    index = write_report(out, store_path=store, title=title)
+    console.print(f"wrote {index}")
+
+
+# ---------------------------------------------------------------------------- bench
+@app.command()
+@domain_command
+def bench(
+    out: Annotated[Path, typer.Option("--out", "-o", help="report folder")] = Path("reports"),
+    datasets: Annotated[str, typer.Option("-d", "--datasets")] = DEFAULT_DATASETS,
+    scales: Annotated[str, typer.Option("-s", "--scales")] = DEFAULT_SCALES,
+    data_dir: DataDirOpt = None,
+    store: StoreOpt = None,
+    device: DeviceOpt = "auto",
+    jobs: Annotated[int, typer.Option("--jobs", "-j")] = 1,
+    force: Annotated[bool, typer.Option("--force")] = False,
+) -> None:
+    """The default grid: every built-in method on Set5 and Set14 at x2-x4, then the report."""
+    from srbench.registry import builtin_methods_dir
+
+    registry = _registry()
+    base = str(builtin_methods_dir())
+    builtins = [n for n, e in registry.entries.items() if e.origin.startswith(base)]
+    _run_grid(
+        sorted(builtins), _split(datasets), _scales(scales), store=store, data_dir=data_dir,
+        device=device, jobs=jobs, executor="local", scheduler=None, plugins=[], force=force, repeat=1,
+    )  # fmt: skip
+    from srbench.report import write_report
+
+    index = write_report(out, store_path=store, methods=sorted(builtins), datasets=_split(datasets))
+    console.print(f"wrote {index} and {out / 'results.csv'}")
+
+
+# ---------------------------------------------------------------------------- train
+@app.command()
+@domain_command
+def train(
+    method: Annotated[str, typer.Argument(help="method name, e.g. anr")],
+    scales: Annotated[str, typer.Option("-s", "--scales")] = DEFAULT_SCALES,
+    train_dir: Annotated[Path | None, typer.Option("--train-dir", help="training images (default $SRBENCH_DATA/T91)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="artifact folder (default the method's weights/ folder)")] = None,
+    device: DeviceOpt = "auto",
+    epochs: Annotated[int | None, typer.Option("--epochs", help="training epochs (CNNs)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = False,
+    plugin: PluginOpt = None,
+) -> None:
+    """Learn a method's artifacts from T91 and save them (safetensors + JSON manifest)."""
+    from srbench.runner import resolve_device
+    from srbench.training import load_training_images
+
+    registry = _registry(plugin)
+    cls = registry.get(method)
+    if not cls.trainable:
+        raise ValueError(f"{cls.name} has nothing to train")
+    instance = cls()
+    params = instance.get_params()
+    options = {"device": resolve_device(instance, device), "epochs": epochs, "resume": resume or None}
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key in params:
+            instance.set_params(**{key: value})
+        elif key != "device":
+            raise ValueError(f"{cls.name} has no --{key} option")
+    images = load_training_images(train_dir)
+    console.print(f"training {cls.label} on {len(images)} images, scales {scales}")
+    for scale in _scales(scales):
+        instance.check_scale(scale)
+        instance.fit(images, scale)
+        target = instance.save(out)
+        manifest = instance.manifests_[scale]
+        console.print(
+            f"x{scale}: {manifest.get('duration_s', '?')} s, saved to {target / f'x{scale}.safetensors'}"
+        )
+
+
+# ---------------------------------------------------------------------------- upscale
+@app.command()
+@domain_command
+def upscale(
+    method: Annotated[str, typer.Argument(help="method name")],
+    input: Annotated[Path, typer.Argument(help="input image (the low-resolution one)")],
+    output: Annotated[Path, typer.Argument(help="output image")],
+    scale: Annotated[int, typer.Option("-s", "--scale")] = 3,
+    device: DeviceOpt = "auto",
+    plugin: PluginOpt = None,
+) -> None:
+    """Upscale one image: the method on luminance, bicubic on Cb/Cr (as the papers do)."""
+    from srbench.colour import upscale_image
+    from srbench.imageio import read_image, write_image
+    from srbench.runner import instantiate
+
+    registry = _registry(plugin)
+    cls = registry.get(method)
+    instance, _ = instantiate(cls, device)
+    image = read_image(input, min_side=4)
+    result = upscale_image(instance, image, scale)
+    if output.exists() and output.resolve() == input.resolve():
+        raise ValueError("output would overwrite the input; choose another file")
+    write_image(output, result)
+    console.print(f"wrote {output} ({result.shape[1]}x{result.shape[0]})")
+
+
+# ---------------------------------------------------------------------------- check
+@app.command()
+@domain_command
+def check(
+    method: Annotated[str, typer.Argument(help="method name")],
+    plugin: PluginOpt = None,
+) -> None:
+    """Run the plugin contract on a method."""
+    from srbench.contract import check_method
+
+    registry = _registry(plugin)
+    cls = registry.get(method)
+    report = check_method(cls)
+    table = Table("check", "result", "detail")
+    for item in report.checks:
+        table.add_row(item.name, "[green]pass[/]" if item.passed else "[red]FAIL[/]", item.detail)
+    console.print(table)
+    if not report.passed:
+        err_console.print(f"[bold red]{cls.name} fails {len(report.failures())} contract check(s)[/]")
+        raise typer.Exit(1)
+    console.print(f"[green]{cls.name} passes the plugin contract[/]")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Render :class:`~srbench.report.data.ReportData` with jinja2; no data logic here."""
+
+from __future__ import annotations
+
+import jinja2
+
+from srbench.report.data import ReportData
+from srbench.report.svg import method_colour, scatter_svg
+
+__all__ = ["render_html"]
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _signed(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value:+.{digits}f}"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def render_html(data: ReportData, method_order: list[str]) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("srbench.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(num=_num, signed=_signed, secs=_seconds)
+    for section in data.sections:
+        section.scatter_svg = scatter_svg(section, method_order)
+    template = env.get_template("index.html.j2")
+    return template.render(
+        data=data, colour=lambda m: method_colour(m, method_order), markup=jinja2.utils.markupsafe.Markup
+    )

@@ -1,0 +1,103 @@
+"""Inline SVG speed-quality scatter plots (no plotting library, no network)."""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+from srbench.report.data import Section
+
+__all__ = ["PALETTE", "method_colour", "scatter_svg"]
+
+PALETTE = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#393b79", "#637939",
+]  # fmt: skip
+
+
+def method_colour(method: str, order: list[str]) -> str:
+    index = order.index(method) if method in order else sum(map(ord, method))
+    return PALETTE[index % len(PALETTE)]
+
+
+def _nice_step(span: float, target: int = 5) -> float:
+    raw = span / max(target, 1)
+    magnitude = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
+    for factor in (1, 2, 2.5, 5, 10):
+        if raw <= factor * magnitude:
+            return factor * magnitude
+    return 10 * magnitude
+
+
+def scatter_svg(section: Section, method_order: list[str], width: int = 560, height: int = 340) -> str:
+    """Seconds (log axis) against mean PSNR, one point per method, Pareto front marked."""
+    points = [r for r in section.rows if r.psnr is not None and r.seconds is not None and r.seconds > 0]
+    if not points:
+        return ""
+    left, right, top, bottom = 58, 130, 16, 46
+    plot_w, plot_h = width - left - right, height - top - bottom
+    log_t = [math.log10(r.seconds) for r in points]
+    lo_t, hi_t = math.floor(min(log_t) - 0.15), math.ceil(max(log_t) + 0.15)
+    if hi_t - lo_t < 1:
+        hi_t = lo_t + 1
+    psnrs = [r.psnr for r in points]
+    step = _nice_step(max(max(psnrs) - min(psnrs), 0.5))
+    lo_p = math.floor((min(psnrs) - 0.2 * step) / step) * step
+    hi_p = math.ceil((max(psnrs) + 0.2 * step) / step) * step
+
+    def x(seconds: float) -> float:
+        return left + (math.log10(seconds) - lo_t) / (hi_t - lo_t) * plot_w
+
+    def y(psnr: float) -> float:
+        return top + (hi_p - psnr) / (hi_p - lo_p) * plot_h
+
+    title = f"{section.dataset} x{section.scale}: time vs PSNR"
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" aria-label="{escape(title)}" class="scatter">',
+        f"<title>{escape(title)}</title>",
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" class="plot-bg"/>',
+    ]
+    for decade in range(lo_t, hi_t + 1):
+        for mult in (1, 2, 5):
+            value = mult * 10.0**decade
+            if not (10.0**lo_t <= value <= 10.0**hi_t):
+                continue
+            px = x(value)
+            major = mult == 1
+            parts.append(
+                f'<line x1="{px:.1f}" y1="{top}" x2="{px:.1f}" y2="{top + plot_h}" '
+                f'class="{"grid-major" if major else "grid-minor"}"/>'
+            )
+            if major or (hi_t - lo_t) <= 2:
+                text = f"{value:g}"
+                parts.append(f'<text x="{px:.1f}" y="{top + plot_h + 16}" class="tick" text-anchor="middle">{text}</text>')
+    value = lo_p
+    while value <= hi_p + 1e-9:
+        py = y(value)
+        parts.append(f'<line x1="{left}" y1="{py:.1f}" x2="{left + plot_w}" y2="{py:.1f}" class="grid-major"/>')
+        parts.append(f'<text x="{left - 6}" y="{py + 4:.1f}" class="tick" text-anchor="end">{value:.{1 if step < 1 else 0}f}</text>')
+        value += step
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" class="axis-label" text-anchor="middle">'
+        "seconds per image (log scale)</text>"
+    )
+    parts.append(
+        f'<text transform="translate(14 {top + plot_h / 2:.1f}) rotate(-90)" class="axis-label" '
+        'text-anchor="middle">mean PSNR (dB)</text>'
+    )
+    front = sorted((r for r in points if r.pareto), key=lambda r: r.seconds)
+    if len(front) > 1:
+        path = " ".join(f"{x(r.seconds):.1f},{y(r.psnr):.1f}" for r in front)
+        parts.append(f'<polyline points="{path}" class="pareto"/>')
+    for r in sorted(points, key=lambda r: r.psnr):
+        px, py = x(r.seconds), y(r.psnr)
+        colour = method_colour(r.method, method_order)
+        tip = f"{r.label}: {r.psnr:.2f} dB, {r.seconds:.3g} s"
+        parts.append(
+            f'<g class="point{" on-front" if r.pareto else ""}"><title>{escape(tip)}</title>'
+            f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{6 if r.pareto else 5}" fill="{colour}"/>'
+            f'<text x="{px + 9:.1f}" y="{py + 4:.1f}" class="point-label">{escape(r.label)}</text></g>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts)

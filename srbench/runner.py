@@ -1,0 +1,405 @@
+"""Run the grid datasets x methods x scales, skipping cells the store already holds.
+
+The data flows one way: dataset -> protocol.degrade -> method.upscale -> metrics -> store.
+Serial by default so timings stay honest; ``jobs > 1`` runs a local process pool with one
+thread per worker, and ``executor="dask"`` sends the same cell tasks to a Dask cluster.
+Only the driver writes the store.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from srbench.datasets import Dataset, load_dataset
+from srbench.imageio import ImageError
+from srbench.method import Method, MethodError
+from srbench.metrics import evaluate
+from srbench.protocol import DEFAULT_PROTOCOL, get_protocol, modcrop
+from srbench.registry import Registry, get_registry
+from srbench.store import CellKey, Result, ResultStore, canonical_params
+
+__all__ = ["RunConfig", "RunSummary", "Runner", "compute_cell", "resolve_device", "validate_output"]
+
+
+@dataclass
+class RunConfig:
+    methods: Sequence[str]
+    datasets: Sequence[str]
+    scales: Sequence[int]
+    data_dir: str | Path | None = None
+    device: str = "auto"
+    jobs: int = 1
+    executor: str = "local"
+    scheduler: str | None = None
+    plugins: Sequence[str] = ()
+    force: bool = False
+    repeat: int = 1
+    protocol: str = DEFAULT_PROTOCOL.name
+
+
+@dataclass
+class RunSummary:
+    cached: int = 0
+    run: int = 0
+    failed: int = 0
+    bad_images: int = 0
+    unsupported: int = 0
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        parts = [f"{self.cached} cached", f"{self.run} run"]
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        if self.bad_images:
+            parts.append(f"{self.bad_images} bad images")
+        if self.unsupported:
+            parts.append(f"{self.unsupported} skipped (scale not supported)")
+        return ", ".join(parts) + f" in {self.seconds:.1f} s"
+
+
+class RunError(Exception):
+    """A run that cannot start (unknown method, missing dataset)."""
+
+
+def resolve_device(method: Method, requested: str) -> str:
+    """``auto`` picks CUDA when the method supports it and a GPU is present."""
+    requested = requested.lower()
+    if requested not in ("auto", "cpu", "cuda"):
+        raise RunError(f"unknown device {requested!r}; use auto, cpu or cuda")
+    if "cuda" not in method.devices:
+        if requested == "cuda":
+            raise RunError(f"{method.name} does not run on CUDA")
+        return "cpu"
+    if requested == "cpu":
+        return "cpu"
+    try:
+        import torch
+
+        available = torch.cuda.is_available()
+    except ImportError:
+        available = False
+    if requested == "cuda" and not available:
+        raise RunError("--device cuda asked for, but no CUDA device is available")
+    return "cuda" if available else "cpu"
+
+
+def validate_output(sr: Any, expected_shape: tuple[int, int]) -> np.ndarray:
+    """Reject a wrong shape, NaN/inf or out-of-range output with a clear message."""
+    if not isinstance(sr, np.ndarray):
+        raise MethodError(f"returned {type(sr).__name__}, not a numpy array")
+    if sr.shape != expected_shape:
+        raise MethodError(f"returned shape {sr.shape}, expected {expected_shape}")
+    if not np.all(np.isfinite(sr)):
+        raise MethodError("returned NaN or infinite values")
+    low, high = float(sr.min()), float(sr.max())
+    if low < 0.0 or high > 1.0:
+        raise MethodError(f"returned values in [{low:.3g}, {high:.3g}], outside [0, 1]")
+    return sr
+
+
+def compute_cell(
+    method: Method, hr: np.ndarray, lr: np.ndarray, scale: int, repeat: int = 1
+) -> tuple[float, float, float]:
+    """Upscale ``lr``, time the call alone, and score it: (psnr, ssim, seconds).
+
+    With ``repeat > 1`` the median time is reported (outputs must not change).
+    """
+    method.prepare(scale)
+    times = []
+    sr = None
+    for _ in range(max(1, repeat)):
+        start = time.perf_counter()
+        sr = method.upscale(lr, scale)
+        times.append(time.perf_counter() - start)
+    sr = validate_output(sr, hr.shape)
+    psnr, ssim = evaluate(sr, hr, scale)
+    return psnr, ssim, statistics.median(times)
+
+
+# ---------------------------------------------------------------------- method set-up
+def instantiate(cls: type[Method], device: str) -> tuple[Method, str]:
+    method = cls()
+    chosen = resolve_device(method, device)
+    if "device" in method.get_params():
+        method.set_params(device=chosen)
+    if method.trainable:
+        method.load()
+    return method, chosen
+
+
+# ---------------------------------------------------------------------- worker side
+_WORKER_METHODS: dict[tuple, tuple[Method, str]] = {}
+
+
+def _worker_init() -> None:
+    # One thread per worker: N workers on N cores, timings not skewed by oversubscription.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
+
+
+def _worker_cell(task: dict) -> dict:
+    """Compute one cell in a worker process; returns fields for a :class:`Result`."""
+    _worker_init()
+    cache_key = (task["method"], task["device"], tuple(task["plugins"]))
+    try:
+        if cache_key not in _WORKER_METHODS:
+            registry = get_registry()
+            for plugin in task["plugins"]:
+                registry.load_plugin(plugin)
+            cls = registry.get(task["method"])
+            if cls.version != task["version"]:
+                raise MethodError(f"worker has {cls.name} version {cls.version}, driver {task['version']}")
+            _WORKER_METHODS[cache_key] = instantiate(cls, task["device"])
+        method, _ = _WORKER_METHODS[cache_key]
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.set_num_threads(1)
+        psnr, ssim, seconds = compute_cell(method, task["hr"], task["lr"], task["scale"], task["repeat"])
+        return {"status": "ok", "psnr": psnr, "ssim": ssim, "seconds": seconds, "error": ""}
+    except Exception as exc:  # noqa: BLE001 - a failing cell never stops the grid
+        return {"status": "failed", "psnr": None, "ssim": None, "seconds": None, "error": _describe(exc)}
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------------- driver
+class _Inputs:
+    """HR and LR of one image at one scale, made only if some cell needs computing."""
+
+    def __init__(self, y: np.ndarray, scale: int, protocol: Any) -> None:
+        self._y, self._scale, self._protocol = y, scale, protocol
+        self._pair: tuple[np.ndarray, np.ndarray] | None = None
+
+    def get(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._pair is None:
+            hr = modcrop(self._y, self._scale)
+            self._pair = (hr, self._protocol.degrade(hr, self._scale))
+        return self._pair
+
+
+@dataclass
+class _Cell:
+    result: Result
+    inputs: _Inputs | None
+    method: Method | None
+
+
+class Runner:
+    """Runs a :class:`RunConfig` against a :class:`ResultStore`.
+
+    Parameters
+    ----------
+    store : ResultStore
+    registry : Registry, optional
+    progress : callable, optional
+        ``progress(total)`` returns an object with ``advance(description)`` and ``close()``;
+        the CLI passes a rich progress bar.
+    log : callable, optional
+        Receives one line per notable event (plugin or method failures).
+    """
+
+    def __init__(
+        self,
+        store: ResultStore,
+        registry: Registry | None = None,
+        *,
+        progress: Callable[[int], Any] | None = None,
+        log: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        self.store = store
+        self.registry = registry or get_registry()
+        self.progress = progress
+        self.log = log
+
+    def plan(self, config: RunConfig) -> tuple[list[_Cell], RunSummary]:
+        """Every cell of the grid with its key, and what can already be counted."""
+        protocol = get_protocol(config.protocol)
+        for plugin in config.plugins:
+            self.registry.load_plugin(plugin)
+        classes = self.registry.resolve(config.methods)
+        if not classes:
+            raise RunError("no methods to run")
+        scales = sorted({int(s) for s in config.scales})
+        datasets: list[Dataset] = [load_dataset(name, config.data_dir) for name in config.datasets]
+
+        summary = RunSummary()
+        methods: list[tuple[type[Method], Method | None, str, str]] = []
+        for cls in classes:
+            try:
+                method, device = instantiate(cls, config.device)
+                methods.append((cls, method, device, ""))
+            except RunError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a broken method must not stop the others
+                message = _describe(exc)
+                self.log(f"{cls.name}: cannot be set up: {message}")
+                methods.append((cls, None, "cpu", message))
+
+        cells: list[_Cell] = []
+        for dataset in datasets:
+            for image in dataset.images:
+                try:
+                    y = image.luminance()
+                    image_hash = image.content_hash()
+                    image_error = ""
+                except ImageError as exc:
+                    y, image_hash, image_error = None, "", str(exc)
+                for scale in scales:
+                    inputs = None
+                    if y is not None:
+                        if min(y.shape) // scale * scale < 2 * scale + 11:
+                            image_error = f"{image.name}: {y.shape[1]}x{y.shape[0]} is too small for x{scale}"
+                        else:
+                            inputs = _Inputs(y, scale, protocol)
+                    for cls, method, device, setup_error in methods:
+                        if scale not in cls.scales:
+                            summary.unsupported += 1
+                            continue
+                        params = canonical_params(method.key_params()) if method else "{}"
+                        artifact = method.artifact_hash(scale) if method else ""
+                        key = CellKey(
+                            cls.name, cls.version, params, artifact, dataset.name,
+                            image_hash or f"unreadable:{image.path.name}", scale, protocol.name, device,
+                        )  # fmt: skip
+                        result = Result(
+                            method=cls.name, label=cls.label, dataset=dataset.name, image=image.name,
+                            scale=scale, psnr=None, ssim=None, seconds=None, device=device,
+                            protocol=protocol.name, method_version=cls.version, params=params,
+                            artifact_hash=artifact, image_hash=image_hash, repeat=config.repeat,
+                            jobs=config.jobs, key=key.digest(),
+                        )  # fmt: skip
+                        if image_error:
+                            result.status, result.error = "bad_image", image_error
+                        elif setup_error:
+                            result.status, result.error = "failed", setup_error
+                        elif method is not None and scale not in method.fitted_scales:
+                            result.status = "failed"
+                            result.error = f"no trained artifacts for x{scale} (run `srbench train {cls.name} -s {scale}`)"
+                        cells.append(_Cell(result, inputs, method))
+        return cells, summary
+
+    def run(self, config: RunConfig) -> RunSummary:
+        start = time.perf_counter()
+        if config.jobs < 1:
+            raise RunError("--jobs must be at least 1")
+        if config.repeat < 1:
+            raise RunError("--repeat must be at least 1")
+        cells, summary = self.plan(config)
+        cached = set() if config.force else self.store.cached_keys(c.result.key for c in cells)
+        todo: list[_Cell] = []
+        for cell in cells:
+            if cell.result.key in cached:
+                summary.cached += 1
+            else:
+                todo.append(cell)
+
+        bar = self.progress(len(todo)) if self.progress and todo else None
+        try:
+            ready = [c for c in todo if c.result.status == "ok"]
+            for cell in todo:
+                if cell.result.status != "ok":
+                    self._finish(cell.result, summary, bar)
+            if config.executor == "dask":
+                self._run_pool(ready, config, summary, bar, dask=True)
+            elif config.executor != "local":
+                raise RunError(f"unknown executor {config.executor!r}; use local or dask")
+            elif config.jobs > 1:
+                self._run_pool(ready, config, summary, bar, dask=False)
+            else:
+                self._run_serial(ready, config, summary, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        summary.seconds = time.perf_counter() - start
+        return summary
+
+    # ------------------------------------------------------------------ execution
+    def _finish(self, result: Result, summary: RunSummary, bar: Any) -> None:
+        result.created = time.time()
+        self.store.put(result)
+        if result.status == "ok":
+            summary.run += 1
+        elif result.status == "bad_image":
+            summary.bad_images += 1
+        else:
+            summary.failed += 1
+        if result.status != "ok":
+            line = f"{result.method} {result.dataset}/{result.image} x{result.scale}: {result.error}"
+            if line not in summary.failures:
+                summary.failures.append(line)
+                self.log(line)
+        if bar is not None:
+            bar.advance(f"{result.label} {result.dataset}/{result.image} x{result.scale}")
+
+    def _run_serial(self, cells: Iterable[_Cell], config: RunConfig, summary: RunSummary, bar: Any) -> None:
+        for cell in cells:
+            result = cell.result
+            try:
+                assert cell.method is not None and cell.inputs is not None
+                hr, lr = cell.inputs.get()
+                result.psnr, result.ssim, result.seconds = compute_cell(
+                    cell.method, hr, lr, result.scale, config.repeat
+                )
+            except Exception as exc:  # noqa: BLE001 - record the failure, run the rest
+                result.status, result.error = "failed", _describe(exc)
+            self._finish(result, summary, bar)
+
+    def _run_pool(
+        self, cells: list[_Cell], config: RunConfig, summary: RunSummary, bar: Any, *, dask: bool
+    ) -> None:
+        tasks = []
+        for cell in cells:
+            r = cell.result
+            assert cell.inputs is not None
+            hr, lr = cell.inputs.get()
+            tasks.append(
+                {
+                    "method": r.method, "version": r.method_version, "device": config.device,
+                    "plugins": [str(Path(p).resolve()) if Path(p).exists() else p for p in config.plugins],
+                    "hr": hr, "lr": lr, "scale": r.scale, "repeat": config.repeat,
+                }
+            )  # fmt: skip
+        if dask:
+            try:
+                from dask.distributed import Client, as_completed
+            except ImportError:
+                raise RunError("--executor dask needs dask[distributed]: pip install 'srbench[dask]'") from None
+            if not config.scheduler:
+                raise RunError("--executor dask needs --scheduler ADDRESS")
+            with Client(config.scheduler) as client:
+                futures = {client.submit(_worker_cell, t, pure=False): c for t, c in zip(tasks, cells, strict=True)}
+                for future in as_completed(futures):
+                    self._apply(futures[future].result, future.result(), summary, bar)
+            return
+        from concurrent.futures import ProcessPoolExecutor, as_completed as done
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(config.jobs, mp_context=context, initializer=_worker_init) as pool:
+            futures = {pool.submit(_worker_cell, t): c for t, c in zip(tasks, cells, strict=True)}
+            for future in done(futures):
+                self._apply(futures[future].result, future.result(), summary, bar)
+
+    def _apply(self, result: Result, outcome: dict, summary: RunSummary, bar: Any) -> None:
+        result.status = outcome["status"]
+        result.error = outcome["error"]
+        result.psnr, result.ssim, result.seconds = outcome["psnr"], outcome["ssim"], outcome["seconds"]
+        self._finish(result, summary, bar)
