@@ -1,0 +1,101 @@
+"""Neighbour embedding on the K-SVD dictionary atoms: NE+LLE and NE+NNLS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from srbench import register
+from srbench.anchored import ZeydeFamily
+
+
+class _NeighbourEmbedding(ZeydeFamily):
+    """Shared part: the neighbours of a patch are its K most correlated dictionary atoms."""
+
+    solver = ""
+
+    def _prepare_model(self, model: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        dl = model["Dl"].astype(np.float64)
+        model["Dl64_"] = dl
+        model["gram_"] = dl.T @ dl  # neighbours' Gram matrices are sub-blocks of this
+        model["DhT_"] = np.ascontiguousarray(model["Dh"].T)
+        return model
+
+    def _residuals(self, model: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
+        from srbench.neighbor_embedding import ne_residuals
+
+        return ne_residuals(
+            y, model["Dl64_"], model["DhT_"], model["gram_"], self.neighbors, self.solver
+        )
+
+    def _fit_from_dictionary(
+        self, images: list[np.ndarray], scale: int, tensors: dict[str, np.ndarray]
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        # Nothing to learn beyond the dictionaries: the atoms are the examples.
+        return {}, {}
+
+
+@register
+class NELLE(_NeighbourEmbedding):
+    """NE+LLE (Chang et al. 2004) on the atoms of Zeyde's 1024-atom dictionaries.
+
+    Each patch's PCA feature is reconstructed from its ``neighbors`` most correlated
+    low-resolution atoms with locally-linear-embedding weights (sum to one, ridge
+    1e-4 trace); the same weights on the high-resolution atoms give the residual patch
+    (METHODS.md section 4, Timofte's ``scaleup_NE_LLE``).
+
+    Parameters
+    ----------
+    neighbors : int
+        Atoms per patch (24).
+    dictionary_dir : str, optional
+        Folder of ``x{s}.safetensors`` dictionaries to train from instead of the ``ksvd``
+        method's (training only).
+    """
+
+    name = "ne_lle"
+    label = "NE+LLE"
+    version = "1"
+    citation = (
+        "H. Chang, D.-Y. Yeung, Y. Xiong, Super-resolution through neighbor embedding, "
+        "CVPR 2004 (as in R. Timofte et al., ANR, ICCV 2013)"
+    )
+    solver = "lle"
+
+    def __init__(self, *, neighbors: int = 24, dictionary_dir: str | None = None) -> None:
+        self.neighbors = neighbors
+        self.dictionary_dir = dictionary_dir
+
+
+@register
+class NENNLS(_NeighbourEmbedding):
+    """NE+NNLS (Bevilacqua et al. 2012) on the atoms of Zeyde's 1024-atom dictionaries.
+
+    Each patch's PCA feature is approximated by a non-negative combination of its
+    ``neighbors`` most correlated low-resolution atoms (``lsqnonneg``, no sum-to-one
+    constraint); the same weights on the high-resolution atoms give the residual patch
+    (METHODS.md section 4, Timofte's ``scaleup_NE_NNLS``).
+
+    Parameters
+    ----------
+    neighbors : int
+        Atoms per patch (24).
+    dictionary_dir : str, optional
+        Folder of ``x{s}.safetensors`` dictionaries to train from instead of the ``ksvd``
+        method's (training only).
+    """
+
+    name = "ne_nnls"
+    label = "NE+NNLS"
+    version = "1"
+    citation = (
+        "M. Bevilacqua, A. Roumy, C. Guillemot, M.-L. Alberi Morel, Low-complexity "
+        "single-image super-resolution based on nonnegative neighbor embedding, BMVC 2012 "
+        "(as in R. Timofte et al., ANR, ICCV 2013)"
+    )
+    solver = "nnls"
+
+    def __init__(self, *, neighbors: int = 24, dictionary_dir: str | None = None) -> None:
+        self.neighbors = neighbors
+        self.dictionary_dir = dictionary_dir

@@ -1,0 +1,138 @@
+"""Neighbour embedding on Zeyde's dictionaries: NE+LLE and NE+NNLS.
+
+As run inside Timofte's ANR/A+ framework (METHODS.md section 4): the "training set" the
+neighbours come from is the 1024 atoms of the low-resolution dictionary, not raw patches.
+For a PCA feature ``y`` the neighbours are the K atoms of largest ``|d_j^T y|``; weights
+found in the low-resolution space are applied to the matching high-resolution atoms.
+
+Everything needed per patch (the neighbours' Gram matrix and their correlations with the
+feature) is a sub-matrix of the dictionary's Gram matrix ``Dl^T Dl`` or of the correlations
+``Dl^T y`` already computed for the neighbour search, so each batch of patches is solved
+with gathers and batched solves, without a loop over patches.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from srbench.nnls import nnls_gram
+
+__all__ = ["lle_weights", "ne_residuals", "nearest_atoms"]
+
+#: Patches processed together: bounds the (chunk, K, K) and (chunk, K, p) stacks.
+_CHUNK = 4096
+
+
+def nearest_atoms(corr: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` atoms of largest ``|corr|`` per row, in no particular order.
+
+    Neither LLE nor NNLS depends on the order of the neighbours, so a partial sort is
+    enough (equal correlations, the only case where the choice could differ from a full
+    sort, have probability zero for real features).
+
+    Parameters
+    ----------
+    corr : ndarray, shape (n, n_atoms)
+    k : int
+
+    Returns
+    -------
+    ndarray of int64, shape (n, k)
+    """
+    k = min(int(k), corr.shape[1])
+    if k == corr.shape[1]:
+        return np.broadcast_to(np.arange(k), corr.shape).copy()
+    return np.argpartition(-np.abs(corr), k - 1, axis=1)[:, :k]
+
+
+def lle_weights(
+    gram: np.ndarray, corr: np.ndarray, sq_norm: np.ndarray, reg: float = 1e-4
+) -> np.ndarray:
+    """Locally linear embedding weights of a stack of points on their neighbours.
+
+    With Z = D_K - y 1^T (neighbours shifted to the point) and C = Z^T Z, solve
+    ``(C + r I) w = 1`` with ``r = reg * trace(C)`` (``reg`` if the trace is 0) and
+    normalise ``w`` to sum to one (Chang et al. 2004, as in ``scaleup_NE_LLE.m``).
+
+    C is formed from inner products, ``C = G - c 1^T - 1 c^T + ||y||^2``, with ``G``
+    the neighbours' Gram matrix and ``c = D_K^T y``.
+
+    Parameters
+    ----------
+    gram : ndarray, shape (n, K, K)
+        ``D_K^T D_K`` per point.
+    corr : ndarray, shape (n, K)
+        ``D_K^T y`` per point.
+    sq_norm : ndarray, shape (n,)
+        ``||y||^2`` per point.
+    reg : float
+        Ridge relative to the trace.
+
+    Returns
+    -------
+    ndarray, shape (n, K), float64
+        Weights summing to one.
+    """
+    gram = np.asarray(gram, dtype=np.float64)
+    corr = np.asarray(corr, dtype=np.float64)
+    sq_norm = np.asarray(sq_norm, dtype=np.float64)
+    k = gram.shape[-1]
+    cov = gram - corr[:, :, None] - corr[:, None, :] + sq_norm[:, None, None]
+    trace = np.trace(cov, axis1=1, axis2=2)
+    ridge = np.where(trace == 0.0, reg, reg * trace)
+    diag = np.arange(k)
+    cov[:, diag, diag] += ridge[:, None]
+    w = np.linalg.solve(cov, np.ones((gram.shape[0], k, 1)))[..., 0]
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def ne_residuals(
+    y: np.ndarray,
+    Dl: np.ndarray,
+    DhT: np.ndarray,
+    gram: np.ndarray,
+    k: int,
+    solver: str,
+    *,
+    chunk: int = _CHUNK,
+) -> np.ndarray:
+    """Residual HR patches by neighbour embedding on the dictionary atoms.
+
+    Parameters
+    ----------
+    y : ndarray, shape (n, d)
+        PCA features.
+    Dl : ndarray, shape (d, n_atoms)
+        Low-resolution atoms (unit norm).
+    DhT : ndarray, shape (n_atoms, p)
+        High-resolution atoms, one per row.
+    gram : ndarray, shape (n_atoms, n_atoms)
+        ``Dl^T Dl`` in float64.
+    k : int
+        Neighbours per patch.
+    solver : {"lle", "nnls"}
+        LLE weights (sum to one, 1e-4 trace ridge) or non-negative least squares
+        (``lsqnonneg(D_K, y)``, no sum-to-one constraint).
+
+    Returns
+    -------
+    ndarray, shape (n, p), float32
+    """
+    if solver not in ("lle", "nnls"):
+        raise ValueError(f"unknown neighbour-embedding solver {solver!r}")
+    Dl = np.asarray(Dl, dtype=np.float64)
+    n = y.shape[0]
+    out = np.empty((n, DhT.shape[1]), dtype=np.float32)
+    for start in range(0, n, chunk):
+        yc = np.asarray(y[start : start + chunk], dtype=np.float64)
+        corr = yc @ Dl  # (m, n_atoms), double as the reference code
+        idx = nearest_atoms(corr, k)
+        rows = np.arange(yc.shape[0])[:, None]
+        sub_gram = gram[idx[:, :, None], idx[:, None, :]]
+        sub_corr = corr[rows, idx]
+        if solver == "lle":
+            w = lle_weights(sub_gram, sub_corr, np.einsum("nd,nd->n", yc, yc))
+        else:
+            w = nnls_gram(sub_gram, sub_corr)
+        out[start : start + chunk] = np.einsum("nk,nkp->np", w, DhT[idx])
+    return out

@@ -1,0 +1,154 @@
+"""Tests of batched NNLS, LLE weights and the NE+LLE / NE+NNLS plugins (tiny, fast)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import nnls as scipy_nnls
+
+from srbench.neighbor_embedding import lle_weights, ne_residuals, nearest_atoms
+from srbench.nnls import nnls, nnls_gram
+from tests.conftest import natural_image
+
+
+# ----------------------------------------------------------------------------- NNLS
+@pytest.mark.parametrize("m,k", [(30, 24), (12, 6), (40, 3)])
+def test_batched_nnls_matches_scipy(m, k):
+    rng = np.random.default_rng(m + k)
+    a = rng.standard_normal((300, m, k))
+    y = rng.standard_normal((300, m))
+    x = nnls(a, y)
+    expected = np.stack([scipy_nnls(a[i], y[i])[0] for i in range(len(a))])
+    assert (x >= 0).all()
+    np.testing.assert_allclose(x, expected, atol=1e-9)
+
+
+def test_batched_nnls_rank_deficient_reaches_scipy_residual():
+    # More unknowns than equations (as NE+NNLS with 24 atoms in a lower-dimensional PCA
+    # space): the solution is not unique, the residual is.
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((300, 15, 24))
+    y = rng.standard_normal((300, 15))
+    x = nnls(a, y)
+    ref = np.stack([scipy_nnls(a[i], y[i])[0] for i in range(len(a))])
+    res = np.linalg.norm(np.einsum("nmk,nk->nm", a, x) - y, axis=1)
+    res_ref = np.linalg.norm(np.einsum("nmk,nk->nm", a, ref) - y, axis=1)
+    assert (x >= 0).all()
+    np.testing.assert_allclose(res, res_ref, atol=1e-7)
+
+
+def test_nnls_gram_edge_cases():
+    gram = np.broadcast_to(np.eye(4), (3, 4, 4)).copy()
+    # Non-positive correlations: the zero vector is optimal.
+    assert not nnls_gram(gram, -np.ones((3, 4))).any()
+    # Orthonormal columns: the solution is the clipped right-hand side.
+    b = np.array([[1.0, -2.0, 3.0, 0.5]] * 3)
+    np.testing.assert_allclose(nnls_gram(gram, b), np.clip(b, 0, None))
+    assert nnls_gram(np.zeros((0, 4, 4)), np.zeros((0, 4))).shape == (0, 4)
+
+
+# ----------------------------------------------------------------------------- LLE
+def _naive_lle(D_K, y, reg=1e-4):
+    z = D_K - y[:, None]
+    c = z.T @ z
+    tr = np.trace(c)
+    c = c + np.eye(c.shape[0]) * (reg if tr == 0 else reg * tr)
+    w = np.linalg.solve(c, np.ones(c.shape[0]))
+    return w / w.sum()
+
+
+def test_lle_weights_sum_to_one_and_match_the_reference_formula():
+    rng = np.random.default_rng(3)
+    d, k, n = 10, 6, 50
+    D = rng.standard_normal((n, d, k))
+    y = rng.standard_normal((n, d))
+    w = lle_weights(D.transpose(0, 2, 1) @ D, np.einsum("ndk,nd->nk", D, y), (y * y).sum(1))
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    expected = np.stack([_naive_lle(D[i], y[i]) for i in range(n)])
+    np.testing.assert_allclose(w, expected, rtol=1e-8, atol=1e-10)
+
+
+def test_lle_weights_reconstruct_a_point_in_the_affine_span():
+    rng = np.random.default_rng(4)
+    d, k = 12, 5
+    D = rng.standard_normal((d, k))
+    truth = rng.random(k)
+    truth /= truth.sum()
+    y = D @ truth
+    w = lle_weights((D.T @ D)[None], (D.T @ y)[None], np.array([y @ y]), reg=1e-12)
+    np.testing.assert_allclose(w[0], truth, atol=1e-6)
+    np.testing.assert_allclose(D @ w[0], y, atol=1e-6)
+
+
+def test_lle_zero_trace_uses_absolute_ridge():
+    # All neighbours equal to the point: C = 0, ridge 1e-4 I, equal weights.
+    D = np.ones((1, 3, 4))
+    y = np.ones((1, 3))
+    w = lle_weights(D.transpose(0, 2, 1) @ D, np.einsum("ndk,nd->nk", D, y), np.array([3.0]))
+    np.testing.assert_allclose(w, 0.25)
+
+
+# ----------------------------------------------------------------------------- NE
+def test_nearest_atoms_are_the_largest_absolute_correlations():
+    corr = np.array([[0.1, -0.9, 0.5, 0.3, -0.6], [1.0, 0.0, -0.2, 0.25, 0.3]])
+    got = np.sort(nearest_atoms(corr, 2), axis=1)
+    np.testing.assert_array_equal(got, [[1, 4], [0, 4]])
+
+
+@pytest.mark.parametrize("solver", ["lle", "nnls"])
+def test_ne_residuals_match_a_per_patch_loop(solver):
+    rng = np.random.default_rng(5)
+    d, n_atoms, p, k = 8, 40, 9, 6
+    Dl = rng.standard_normal((d, n_atoms))
+    Dl /= np.linalg.norm(Dl, axis=0)
+    Dh = rng.standard_normal((p, n_atoms))
+    y = rng.standard_normal((57, d)).astype(np.float32)
+    got = ne_residuals(y, Dl, np.ascontiguousarray(Dh.T), Dl.T @ Dl, k, solver, chunk=16)
+    for i in range(len(y)):
+        yi = y[i].astype(np.float64)
+        idx = np.argsort(-np.abs(Dl.T @ yi), kind="stable")[:k]
+        if solver == "lle":
+            w = _naive_lle(Dl[:, idx], yi)
+        else:
+            w = scipy_nnls(Dl[:, idx], yi)[0]
+        np.testing.assert_allclose(got[i], Dh[:, idx] @ w, rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- plugins
+@pytest.fixture(scope="module")
+def tiny_dictionaries(tmp_path_factory):
+    """A 48-atom Zeyde dictionary per scale, learned in a second from synthetic images."""
+    from safetensors.numpy import save_file
+
+    from srbench import zeyde
+
+    folder = tmp_path_factory.mktemp("dict")
+    images = [natural_image((72, 66), seed=i) for i in range(3)]
+    for scale in (2, 3):
+        learned = zeyde.learn_dictionaries(images, scale, n_atoms=48, n_iter=2)
+        learned.pop("info")
+        save_file(learned, str(folder / f"x{scale}.safetensors"))
+    return folder, images
+
+
+@pytest.mark.parametrize("name", ["ne_lle", "ne_nnls"])
+def test_ne_plugin_fit_upscale_and_round_trip(name, tiny_dictionaries, tmp_path):
+    from srbench.protocol import degrade, modcrop
+    from srbench.registry import get_registry
+
+    folder, images = tiny_dictionaries
+    cls = get_registry().get(name)
+    method = cls(neighbors=8, dictionary_dir=str(folder)).fit(images, 3)
+    assert set(method.artifacts_[3]) == {"V_pca", "Dl", "Dh"}
+    lr = degrade(modcrop(natural_image((60, 54), seed=9), 3), 3)
+    out = method.upscale(lr, 3)
+    assert out.shape == (60, 54) and out.dtype == np.float32
+    method.save(tmp_path)
+    again = cls(neighbors=8).load(tmp_path)
+    for key, value in method.artifacts_[3].items():
+        assert again.artifacts_[3][key].tobytes() == value.tobytes()
+    assert again.upscale(lr, 3).tobytes() == out.tobytes()
+    # The output stays close to bicubic: the dictionary adds detail, not a new image.
+    from srbench.protocol import imresize
+
+    assert np.abs(out - imresize(lr, 3))[3:-3, 3:-3].mean() < 0.05
