@@ -1,0 +1,280 @@
+"""Tests of the CNN methods and their shared training loop (CPU, tiny data, a few seconds)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from srbench.cnn import models  # noqa: E402
+from srbench.cnn.data import bicubic_pairs, lr_pairs, split_holdout  # noqa: E402
+from srbench.cnn.train import TrainConfig, train  # noqa: E402
+from srbench.protocol import degrade, imresize, modcrop  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from methods import cnn  # noqa: E402
+
+CNN_METHODS = [cnn.SRCNNMethod, cnn.SRCNN955Method, cnn.FSRCNNMethod, cnn.ESPCNMethod]
+
+
+def _images(n: int = 4, size: int = 60, seed: int = 0) -> list[np.ndarray]:
+    """Smooth-ish synthetic uint8 images: learnable structure without any dataset."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        base = rng.random((size // 4, size // 4))
+        out.append(np.clip(imresize(base, 4.0) * 255, 0, 255).astype(np.uint8)[:size, :size])
+    return out
+
+
+def _tiny_srcnn_data():
+    x, y = bicubic_pairs(_images(3), 3, size=33, stride=14, margin=6)
+    return x[:16], y[:16]
+
+
+def _build():
+    return models.SRCNN(kernels=(9, 1, 5), filters=(8, 4))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # deterministic reductions and fair to a shared machine
+    yield
+    torch.set_num_threads(previous)
+
+
+# ---------------------------------------------------------------------- training loop
+def test_loss_falls_on_tiny_set():
+    x, y = _tiny_srcnn_data()
+    cfg = TrainConfig(epochs=2, batch_size=4, lr=1e-3, seed=1)
+    result = train(_build, x, y, cfg, device="cpu", progress=False)
+    losses = [row["loss"] for row in result.history]
+    assert len(losses) == 2
+    assert losses[1] < losses[0]
+
+
+def test_same_seed_same_first_epoch_loss():
+    x, y = _tiny_srcnn_data()
+    cfg = TrainConfig(epochs=1, batch_size=4, seed=7)
+    a = train(_build, x, y, cfg, device="cpu", progress=False)
+    b = train(_build, x, y, cfg, device="cpu", progress=False)
+    c = train(_build, x, y, TrainConfig(epochs=1, batch_size=4, seed=8), device="cpu",
+              progress=False)
+    assert a.history[0]["loss"] == b.history[0]["loss"]
+    assert a.history[0]["loss"] != c.history[0]["loss"]
+    for key in a.state:
+        np.testing.assert_array_equal(a.state[key], b.state[key])
+
+
+def test_killed_run_resumes_from_checkpoint(tmp_path):
+    x, y = _tiny_srcnn_data()
+    cfg = TrainConfig(epochs=3, batch_size=4, seed=3)
+    full = train(_build, x, y, cfg, device="cpu", progress=False)
+
+    ckpt = tmp_path / "run.pt"
+    # ``stop_after`` ends the call after one epoch, as a kill after the checkpoint would.
+    first = train(_build, x, y, cfg, device="cpu", checkpoint=ckpt, progress=False,
+                  stop_after=1)
+    assert first.epochs_done == 1 and ckpt.exists()
+    resumed = train(_build, x, y, cfg, device="cpu", checkpoint=ckpt, resume=True,
+                    progress=False)
+    assert resumed.epochs_done == 3
+    assert [r["loss"] for r in resumed.history] == pytest.approx(
+        [r["loss"] for r in full.history], rel=1e-6
+    )
+    for key in full.state:
+        np.testing.assert_allclose(resumed.state[key], full.state[key], rtol=1e-5, atol=1e-7)
+
+    # A finished run resumed again does nothing; other settings refuse the checkpoint.
+    again = train(_build, x, y, cfg, device="cpu", checkpoint=ckpt, resume=True, progress=False)
+    assert again.epochs_done == 3
+    with pytest.raises(ValueError, match="other settings"):
+        train(_build, x, y, TrainConfig(epochs=3, batch_size=2, seed=3), device="cpu",
+              checkpoint=ckpt, resume=True, progress=False)
+
+
+def test_kill_signal_mid_training_then_resume(tmp_path):
+    """A real SIGKILL of a training process; the rerun continues from the last epoch."""
+    script = tmp_path / "job.py"
+    ckpt = tmp_path / "job.pt"
+    script.write_text(
+        "import sys, os, signal, torch\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "torch.set_num_threads(1)\n"
+        "from tests.test_cnn import _tiny_srcnn_data, _build\n"
+        "from srbench.cnn.train import TrainConfig, train\n"
+        "x, y = _tiny_srcnn_data()\n"
+        "kill = sys.argv[1] == 'kill'\n"
+        "def validate(model, dev):\n"
+        "    if kill and os.path.exists(sys.argv[2]):\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)  # dies during epoch 2's validation\n"
+        "    return None\n"
+        "r = train(_build, x, y, TrainConfig(epochs=3, batch_size=4, seed=5), device='cpu',\n"
+        "          checkpoint=sys.argv[2], resume=True, validate=validate, progress=False)\n"
+        "print(r.epochs_done, len(r.history))\n"
+    )
+    killed = subprocess.run([sys.executable, str(script), "kill", str(ckpt)], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert killed.returncode != 0
+    state = torch.load(ckpt, weights_only=True)
+    assert state["epoch"] == 1
+    done = subprocess.run([sys.executable, str(script), "run", str(ckpt)], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["3", "3"]
+
+
+# ---------------------------------------------------------------------- geometry
+@pytest.mark.parametrize("arch", ["srcnn", "espcn", "fsrcnn"])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_training_windows_match_test_time_output(arch, scale):
+    """The valid-convolution training output equals the padded test output in the interior.
+
+    This pins the label geometry of the data pipeline: a sub-image's label is exactly what
+    the test-time network predicts for those HR pixels.
+    """
+    torch.manual_seed(0)
+    kwargs = {"filters": (8, 4)} if arch != "fsrcnn" else {"d": 8, "s": 4, "m": 2}
+    net = models.build_model(arch, scale, **kwargs).eval()
+    if arch == "fsrcnn":
+        torch.nn.init.normal_(net.deconv.weight, std=0.1)
+    rng = np.random.default_rng(0)
+    lr = rng.random((40, 40)).astype(np.float32)
+    if arch == "srcnn":
+        image = imresize(lr, scale)
+        size, y0 = 33, 2 * scale + 4
+        margin, out_scale, crop = net.margin, 1, 0
+    else:
+        image = lr
+        size, y0 = 24, 6
+        margin, out_scale, crop = net.margin, scale, net.hr_crop
+    with torch.no_grad():
+        full = net(torch.from_numpy(image)[None, None], pad=True)[0, 0].numpy()
+        win = torch.from_numpy(np.ascontiguousarray(image[y0 : y0 + size, y0 : y0 + size]))
+        part = net(win[None, None])[0, 0].numpy()
+    off = out_scale * (y0 + margin) + crop
+    assert full.shape == (image.shape[0] * out_scale,) * 2
+    np.testing.assert_allclose(part, full[off : off + part.shape[0], off : off + part.shape[1]],
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_lr_pairs_labels_are_the_hr_pixels_of_the_window(scale):
+    images = _images(2, size=120)
+    size, stride, margin, crop = 16, 5, 3, 2
+    x, y = lr_pairs(images, scale, size=size, stride=stride, margin=margin, hr_crop=crop)
+    hr = modcrop(images[0], scale).astype(np.float32) / 255
+    lr = degrade(modcrop(images[0], scale), scale)
+    cols = (lr.shape[1] - size) // stride + 1
+    k = cols + 1  # second row, second column of the window grid
+    ly, lx = stride, stride
+    np.testing.assert_array_equal(x[k, 0], lr[ly : ly + size, lx : lx + size])
+    off = scale * margin + crop
+    label = y.shape[-1]
+    assert label == scale * (size - 2 * margin) - 2 * crop
+    np.testing.assert_array_equal(
+        y[k, 0], hr[scale * ly + off : scale * ly + off + label,
+                    scale * lx + off : scale * lx + off + label]
+    )
+
+
+def test_fsrcnn_x3_deconvolution_centres_on_matlab_grid():
+    """An impulse at LR pixel i lands centred on HR pixel 3i + 1 (MATLAB imresize's centre)."""
+    net = models.FSRCNN(3, d=1, s=1, m=1)
+    with torch.no_grad():
+        net.deconv.weight.zero_()
+        net.deconv.bias.zero_()
+        net.deconv.weight[0, 0, 4, 4] = 1.0  # the kernel's centre tap
+        feats = torch.zeros(1, 1, 7, 7)
+        feats[0, 0, 2, 5] = 1.0
+        out = net.deconv(feats)[0, 0]
+    assert out.shape == (21, 21)
+    assert torch.nonzero(out).tolist() == [[3 * 2 + 1, 3 * 5 + 1]]
+
+
+def test_split_holdout_is_deterministic_and_disjoint():
+    images = [np.full((4, 4), i, np.uint8) for i in range(91)]
+    train_set, held = split_holdout(images, 5)
+    assert len(held) == 5 and len(train_set) == 86
+    assert [int(h[0, 0]) for h in held] == [9, 27, 45, 63, 81]
+    assert split_holdout(images[:2], 5)[1] and len(split_holdout(images[:2], 5)[0]) == 1
+
+
+# ---------------------------------------------------------------------- methods
+def test_importing_methods_module_does_not_import_torch():
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import methods.cnn; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("cls", CNN_METHODS)
+def test_method_fit_save_load_upscale(cls, tmp_path):
+    images = _images(4, size=66)
+    kwargs = dict(epochs=1, finetune_epochs=1, holdout=1, batch_size=8, progress=False,
+                  checkpoint_dir=str(tmp_path / "ckpt"), device="cpu")
+    if cls in (cnn.FSRCNNMethod, cnn.ESPCNMethod):
+        kwargs.update(patch_size=20, stride=10)
+    method = cls(**kwargs)
+    assert {"device", "resume", "checkpoint_dir"} <= method.runtime_params
+    assert "device" not in method.key_params() and "epochs" in method.key_params()
+    method.fit(images, 3).fit(images, 2)
+    manifest = method.manifests_[2]
+    assert manifest["init"]["from_scale"] == 3
+    for key in ("training_data_sha256", "seed", "epochs", "device", "heldout_psnr",
+                "hyperparameters", "train_seconds"):
+        assert key in manifest
+    lr = np.random.default_rng(1).random((17, 23)).astype(np.float32)
+    lr_before = lr.copy()
+    for scale in (2, 3):
+        out = method.upscale(lr, scale)
+        assert out.shape == (17 * scale, 23 * scale) and out.dtype == np.float32
+        assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+        np.testing.assert_array_equal(out, method.upscale(lr, scale))
+    np.testing.assert_array_equal(lr, lr_before)
+
+    method.save(tmp_path / "w")
+    assert json.loads((tmp_path / "w" / "x3.json").read_text())["method"] == cls.name
+    loaded = cls().load(tmp_path / "w")
+    assert loaded.fitted_scales == {2, 3}
+    for scale in (2, 3):
+        np.testing.assert_array_equal(loaded.upscale(lr, scale), method.upscale(lr, scale))
+
+
+def test_fsrcnn_fine_tune_changes_only_the_deconvolution(tmp_path):
+    images = _images(4, size=96)
+    method = cnn.FSRCNNMethod(epochs=1, finetune_epochs=1, holdout=1, batch_size=8,
+                              patch_size=20, stride=10, progress=False, device="cpu",
+                              checkpoint_dir=str(tmp_path))
+    method.fit(images, 3).fit(images, 4)
+    x3, x4 = method.artifacts_[3], method.artifacts_[4]
+    for key in x3:
+        if key.startswith("deconv."):
+            assert x3[key].shape != x4[key].shape or not np.array_equal(x3[key], x4[key])
+        else:
+            np.testing.assert_array_equal(x3[key], x4[key])
+
+
+@pytest.mark.parametrize("cls", CNN_METHODS)
+def test_shipped_weights_beat_bicubic(cls):
+    """Shipped weights load and beat bicubic on a smooth synthetic image (skipped if absent)."""
+    if not (cls.weights_dir() / "x3.safetensors").exists():
+        pytest.skip(f"no shipped weights for {cls.name}")
+    method = cls(device="cpu").load()
+    hr = modcrop(_images(1, size=96, seed=3)[0], 3)
+    for scale in sorted(method.fitted_scales):
+        hr_s = modcrop(hr, scale)
+        lr = degrade(hr_s, scale)
+        target = hr_s.astype(np.float64) / 255
+        err_net = np.mean((method.upscale(lr, scale)[6:-6, 6:-6] - target[6:-6, 6:-6]) ** 2)
+        err_bic = np.mean((imresize(lr, scale)[6:-6, 6:-6] - target[6:-6, 6:-6]) ** 2)
+        assert err_net < err_bic
