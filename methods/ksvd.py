@@ -52,6 +52,7 @@ class KSVD(Method):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         from srbench.zeyde import learn_dictionaries
 
+        info: dict[str, Any] = {}
         learned = learn_dictionaries(
             images,
             scale,
@@ -59,8 +60,11 @@ class KSVD(Method):
             sparsity=self.sparsity,
             n_iter=self.n_iter,
             seed=self.seed,
+            # Not a hyperparameter: a front end (the CLI's progress bar) may set
+            # ``progress_callback(iteration, n_iter, rmse)`` on the instance before fit.
+            progress=getattr(self, "progress_callback", None),
+            info=info,
         )
-        info = learned.pop("info")
         return learned, info
 
     def _restore(self, scale: int, tensors: Mapping[str, np.ndarray]) -> None:

@@ -59,9 +59,9 @@ WINDOW = 3
 BORDER = 1
 #: Names of the float32 tensors every Zeyde-family artifact holds.
 ARTIFACT_NAMES = ("V_pca", "Dl", "Dh")
-#: Chunk of signals sparse-coded at once: bounds the (chunk, n_atoms) correlation matrix
-#: to a few tens of MB whatever the number of signals.
-_OMP_CHUNK = 8192
+#: Signals sparse-coded at once. The (chunk, n_atoms) correlation matrices then stay in
+#: cache (4-8 MB at 1024 atoms): measured 2x faster than 8192, and memory stays bounded.
+_OMP_CHUNK = 1024
 
 
 def patch_size(scale: int) -> int:
@@ -434,18 +434,22 @@ def _omp_chunk(
     m = X.shape[0]
     ar = np.arange(m)
     alpha0 = X @ D  # (m, n_atoms): correlations of the signals with every atom
-    # Residual correlations below this are round-off: the signal is already represented.
-    tol = 1e-10 * np.maximum(np.abs(alpha0).max(axis=1), np.finfo(np.float64).tiny)
     idx = np.zeros((m, T), dtype=np.int64)
     coef = np.zeros((m, T), dtype=X.dtype)
     valid = np.zeros((m, T), dtype=bool)
+    a = np.empty_like(alpha0)  # |correlations|, reused: allocation costs as much as abs
     corr = alpha0
+    tol = None
     for k in range(T):
-        a = np.abs(corr)
+        np.abs(corr, out=a)
         if k:
             a[ar[:, None], idx[:, :k]] = -1.0  # never pick an atom twice
         j = np.argmax(a, axis=1)
-        valid[:, k] = a[ar, j] > tol
+        best = a[ar, j]
+        if tol is None:
+            # Residual correlations below this are round-off: the signal is represented.
+            tol = 1e-10 * np.maximum(best, np.finfo(np.float64).tiny)
+        valid[:, k] = best > tol
         idx[:, k] = j
         sel = idx[:, : k + 1]
         sub = gram[sel[:, :, None], sel[:, None, :]].astype(np.float64)  # (m, k+1, k+1)
@@ -658,7 +662,8 @@ def learn_dictionaries(
     n_iter: int = 20,
     seed: int = 0,
     progress: Callable[[int, int, float], Any] | None = None,
-) -> dict[str, Any]:
+    info: dict[str, Any] | None = None,
+) -> dict[str, np.ndarray]:
     """Zeyde's training (``learn_dict.m``): features, PCA, K-SVD ``Dl``, least-squares ``Dh``.
 
     Parameters
@@ -670,12 +675,15 @@ def learn_dictionaries(
         K-SVD settings (ANR/A+: 1024 atoms, 3, 20).
     progress : callable, optional
         Passed to :func:`ksvd`.
+    info : dict, optional
+        Filled with training statistics for a manifest (sample count, PCA dimension,
+        K-SVD RMSE, timings).
 
     Returns
     -------
     dict
         ``V_pca`` ((4 (3s)^2, k)), ``Dl`` ((k, n_atoms)), ``Dh`` (((3s)^2, n_atoms)), all
-        float32, plus ``info``: a dict of training statistics for the manifest.
+        float32: the artifact of every Zeyde-family method.
     """
     t0 = time.perf_counter()
     features, residuals = collect(images, scale, overlap=1)
@@ -693,7 +701,7 @@ def learn_dictionaries(
     Dh = np.linalg.lstsq(gg, pg, rcond=None)[0].T
     fitted = _reconstruct(np.ascontiguousarray(Dl.T), *_sparse_rows(gamma, sparsity))
     rmse_lr = float(np.sqrt(np.mean((y - fitted) ** 2)))
-    info = {
+    stats = {
         "n_samples": int(y.shape[0]),
         "feature_dim": int(V.shape[0]),
         "pca_dim": int(V.shape[1]),
@@ -701,11 +709,12 @@ def learn_dictionaries(
         "ksvd_seconds": round(t2 - t1, 3),
         "collect_seconds": round(t1 - t0, 3),
     }
+    if info is not None:
+        info.update(stats)
     return {
         "V_pca": V.astype(np.float32),
         "Dl": Dl.astype(np.float32),
         "Dh": Dh.astype(np.float32),
-        "info": info,
     }
 
 
