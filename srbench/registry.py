@@ -184,11 +184,14 @@ class Registry:
             self.registry, self.origin = registry, origin
 
         def __enter__(self) -> None:
+            # @register inside the module being loaded adds to this registry, with this origin.
             self.previous = self.registry._current_origin
             self.registry._current_origin = self.origin
+            _LOADING.append(self.registry)
 
         def __exit__(self, *exc: object) -> None:
             self.registry._current_origin = self.previous
+            _LOADING.pop()
 
     def _origin(self, origin: str) -> Registry._OriginContext:
         return Registry._OriginContext(self, origin)
@@ -252,6 +255,7 @@ def builtin_methods_dir() -> Path:
 
 
 _REGISTRY = Registry()
+_LOADING: list[Registry] = []
 
 
 def get_registry() -> Registry:
@@ -261,5 +265,5 @@ def get_registry() -> Registry:
 
 def register(cls: M) -> M:
     """Class decorator that registers a :class:`~srbench.method.Method` subclass."""
-    _REGISTRY.add(cls)
+    (_LOADING[-1] if _LOADING else _REGISTRY).add(cls)
     return cls

@@ -179,7 +179,16 @@ def build_report_data(
     order = {name: i for i, name in enumerate(method_order or [])}
     sections = []
     failures = []
-    for (dataset, scale), rows in sorted(by_section.items()):
+    from srbench.datasets import CATALOG
+
+    catalog_order = [spec.name for spec in CATALOG.values()]
+
+    def section_order(item: tuple[tuple[str, int], list[Result]]) -> tuple:
+        (dataset, scale), _ = item
+        position = catalog_order.index(dataset) if dataset in catalog_order else len(catalog_order)
+        return (position, dataset, scale)
+
+    for (dataset, scale), rows in sorted(by_section.items(), key=section_order):
         methods = sorted({r.method for r in rows}, key=lambda m: (order.get(m, len(order)), m))
         labels = {r.method: r.label for r in rows}
         images = sorted({r.image for r in rows})

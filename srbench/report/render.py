@@ -15,7 +15,17 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 
 def _signed(value: float | None, digits: int = 2) -> str:
-    return "" if value is None else f"{value:+.{digits}f}"
+    if value is None:
+        return ""
+    if round(value, digits) == 0:
+        return f"±{0:.{digits}f}"
+    return f"{value:+.{digits}f}"
+
+
+def _delta_class(value: float | None) -> str:
+    if value is None or round(value, 2) == 0:
+        return "delta"
+    return "delta pos" if value > 0 else "delta neg"
 
 
 def _seconds(value: float | None) -> str:
@@ -32,7 +42,7 @@ def render_html(data: ReportData, method_order: list[str]) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=_num, signed=_signed, secs=_seconds)
+    env.filters.update(num=_num, signed=_signed, secs=_seconds, delta_class=_delta_class)
     for section in data.sections:
         section.scatter_svg = scatter_svg(section, method_order)
     template = env.get_template("index.html.j2")

@@ -1,0 +1,71 @@
+"""Source text of small plugins the tests write to disk and load."""
+
+GOOD = '''
+from srbench import Method, register
+from srbench.protocol import imresize
+
+
+@register
+class Nearest(Method):
+    name = "{name}"
+    label = "{label}"
+    scales = frozenset({{2, 3, 4}})
+
+    def __init__(self):
+        pass
+
+    def _upscale(self, lr, scale):
+        return lr.repeat(scale, 0).repeat(scale, 1)
+'''
+
+BROKEN = '''
+import a_module_that_does_not_exist  # noqa: F401
+'''
+
+# Fails on chosen images/scales in the ways DESIGN.md section 5 names.
+FAULTY = '''
+import numpy as np
+from srbench import Method, register
+from srbench.protocol import imresize
+
+
+@register
+class Faulty(Method):
+    name = "faulty"
+    label = "Faulty"
+    scales = frozenset({2, 3, 4})
+
+    def __init__(self):
+        pass
+
+    def upscale(self, lr, scale):  # bypasses the base-class checks on purpose
+        out = imresize(np.asarray(lr, dtype=np.float32), scale)
+        if scale == 2:
+            raise RuntimeError("boom")
+        if scale == 3:
+            out[0, 0] = np.nan
+        if scale == 4:
+            out = out[:-1]
+        return out
+'''
+
+# Sleeps per call so a test can kill a run midway.
+SLOW = '''
+import time
+from srbench import Method, register
+from srbench.protocol import imresize
+
+
+@register
+class Slow(Method):
+    name = "slow"
+    label = "Slow"
+    scales = frozenset({2, 3, 4})
+
+    def __init__(self):
+        pass
+
+    def _upscale(self, lr, scale):
+        time.sleep(0.3)
+        return imresize(lr, scale)
+'''

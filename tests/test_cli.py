@@ -1,0 +1,44 @@
+import numpy as np
+from PIL import Image
+
+from tests.conftest import natural_image, srbench_cli
+
+
+def test_unknown_method_is_one_clear_line(isolated_env):
+    out = srbench_cli("check", "bicubik", env=isolated_env)
+    assert out.returncode == 1
+    assert out.stderr.strip().count("\n") == 0
+    assert "did you mean 'bicubic'" in out.stderr
+
+
+def test_missing_dataset_is_one_clear_line(isolated_env, tmp_path):
+    out = srbench_cli("run", "-m", "bicubic", "-d", "Set5", "--data-dir", str(tmp_path), env=isolated_env)
+    assert out.returncode == 1
+    assert "put its images" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_check_bicubic_passes(isolated_env):
+    out = srbench_cli("check", "bicubic", env=isolated_env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "passes the plugin contract" in out.stdout
+
+
+def test_list_datasets(isolated_env):
+    out = srbench_cli("list", "datasets", env=isolated_env)
+    assert out.returncode == 0 and "Set14" in out.stdout and "folder:PATH" in out.stdout
+
+
+def test_upscale_writes_a_colour_image(tmp_path, isolated_env):
+    rgb = np.dstack([natural_image((30, 40), seed=s) for s in range(3)])
+    Image.fromarray(rgb).save(tmp_path / "in.png")
+    out = srbench_cli("upscale", "bicubic", str(tmp_path / "in.png"), str(tmp_path / "out.png"), "-s", "3", env=isolated_env)
+    assert out.returncode == 0, out.stderr
+    result = np.asarray(Image.open(tmp_path / "out.png"))
+    assert result.shape == (90, 120, 3)
+    # colour survives: the channels are not all equal
+    assert np.abs(result[..., 0].astype(int) - result[..., 2]).mean() > 5
+
+
+def test_export_needs_a_known_format(tmp_path, isolated_env):
+    out = srbench_cli("export", "--format", "xlsx", "--out", str(tmp_path / "x"), env=isolated_env)
+    assert out.returncode == 1 and "unknown export format" in out.stderr

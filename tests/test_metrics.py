@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+from scipy.signal import correlate2d
+
+from srbench.metrics import evaluate, psnr, ssim
+
+
+def test_psnr_known_mse():
+    a = np.full((20, 20), 100, dtype=np.uint8)
+    b = a.copy()
+    b[::2] = 110  # half the pixels off by 10 -> MSE 50
+    assert psnr(a, b) == pytest.approx(10 * np.log10(255**2 / 50))
+    assert psnr(a, a) == float("inf")
+
+
+def test_psnr_rounds_float_like_matlab_and_shaves():
+    hr = np.full((12, 12), 128, dtype=np.uint8)
+    sr = np.full((12, 12), 128.49 / 255)
+    sr[0, :] = 0  # only in the border, shaved away
+    assert psnr(sr, hr, border=2) == float("inf")
+
+
+def reference_ssim(a, b):
+    x = np.arange(11) - 5
+    g = np.exp(-(x**2) / (2 * 1.5**2))
+    w = np.outer(g, g)
+    w /= w.sum()
+    a, b = a.astype(float), b.astype(float)
+    f = lambda z: correlate2d(z, w, mode="valid")  # noqa: E731
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu1, mu2 = f(a), f(b)
+    s1, s2, s12 = f(a * a) - mu1**2, f(b * b) - mu2**2, f(a * b) - mu1 * mu2
+    m = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1**2 + mu2**2 + c1) * (s1 + s2 + c2))
+    return m.mean()
+
+
+def test_ssim_matches_direct_2d_filtering():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (40, 33)).astype(np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    assert ssim(a, b) == pytest.approx(reference_ssim(a, b), abs=1e-10)
+    assert ssim(a, a) == pytest.approx(1.0)
+
+
+def test_evaluate_and_errors():
+    a = np.random.default_rng(1).integers(0, 256, (30, 30)).astype(np.uint8)
+    p, s = evaluate(a.astype(np.float32) / 255, a, 3)
+    assert p == float("inf") and s == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="shape"):
+        psnr(a, a[:-1])
+    with pytest.raises(ValueError, match="11x11"):
+        ssim(a[:12, :12], a[:12, :12], border=2)

@@ -1,0 +1,86 @@
+import sys
+import textwrap
+
+import pytest
+
+from srbench.method import Method
+from srbench.registry import Registry, UnknownMethodError, get_registry
+from tests import plugin_sources
+from tests.conftest import srbench_cli
+
+
+def test_builtin_methods_are_found():
+    registry = get_registry()
+    assert "bicubic" in registry.names()
+    assert registry.names("bic*") == ["bicubic"]
+    assert not [e for e in registry.errors if "methods" in e.origin and "bicubic" in e.origin]
+
+
+def test_did_you_mean():
+    with pytest.raises(UnknownMethodError, match="did you mean 'bicubic'"):
+        get_registry().get("bicubik")
+    assert get_registry().get("BICUBIC").name == "bicubic"
+
+
+def test_plugin_file_is_loaded(tmp_path):
+    plugin = tmp_path / "nearest_plugin.py"
+    plugin.write_text(plugin_sources.GOOD.format(name="nearest", label="Nearest"))
+    out = srbench_cli("list", "methods", "--plugin", str(plugin))
+    assert out.returncode == 0, out.stderr
+    assert "nearest" in out.stdout and str(plugin) in out.stdout.replace("\n", "")
+
+
+def test_plugin_module_is_loaded(tmp_path, monkeypatch):
+    (tmp_path / "my_sr_module.py").write_text(plugin_sources.GOOD.format(name="modnearest", label="ModNearest"))
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    out = srbench_cli("list", "methods", "mod*", "--plugin", "my_sr_module", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "modnearest" in out.stdout and "module my_sr_module" in out.stdout
+
+
+def test_entry_point_plugin_is_loaded(tmp_path):
+    # An installed distribution, as pip would leave it: a module and dist-info with entry points.
+    (tmp_path / "ep_nearest.py").write_text(plugin_sources.GOOD.format(name="epnearest", label="EpNearest"))
+    info = tmp_path / "ep_nearest-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-nearest\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[srbench.methods]\nepnearest = ep_nearest:Nearest\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    out = srbench_cli("list", "methods", "ep*", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "epnearest" in out.stdout and "entry point" in out.stdout
+
+
+def test_broken_plugin_is_reported_with_origin_and_others_run(tmp_path, data_dir, isolated_env):
+    broken = tmp_path / "broken_plugin.py"
+    broken.write_text(plugin_sources.BROKEN)
+    good = tmp_path / "good_plugin.py"
+    good.write_text(plugin_sources.GOOD.format(name="nearest", label="Nearest"))
+    out = srbench_cli(
+        "run", "-m", "nearest,bicubic", "-d", "Set5", "-s", "2",
+        "--plugin", str(broken), "--plugin", str(good), "--data-dir", str(data_dir),
+        env=isolated_env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert str(broken) in out.stderr.replace("\n", "") and "a_module_that_does_not_exist" in out.stderr
+    assert "0 cached, 10 run" in out.stdout
+
+
+def test_registry_reports_failures_in_process(tmp_path):
+    registry = Registry()
+    bad = tmp_path / "bad.py"
+    bad.write_text("raise RuntimeError('broken on purpose')\n")
+    registry.load_plugin(str(bad))
+    registry.load_plugin(str(tmp_path / "missing.py"))
+    assert [e.origin for e in registry.errors] == [str(bad), str(tmp_path / "missing.py")]
+    assert "broken on purpose" in registry.errors[0].message
+
+
+def test_registration_validates_metadata():
+    registry = Registry()
+
+    class NoName(Method):
+        label = "x"
+
+    with pytest.raises(Exception, match="lowercase name"):
+        registry.add(NoName, "test")

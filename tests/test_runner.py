@@ -1,0 +1,153 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from srbench.runner import RunConfig, Runner
+from srbench.store import ResultStore, export
+from tests import plugin_sources
+from tests.conftest import natural_image
+
+
+def rows(store_path):
+    with sqlite3.connect(store_path) as db:
+        return db.execute("SELECT status, COUNT(*) FROM results GROUP BY status").fetchall()
+
+
+def test_cache_force_and_counts(tmp_path, data_dir):
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        runner = Runner(store)
+        config = RunConfig(methods=["bicubic"], datasets=["Set5"], scales=[2, 4], data_dir=data_dir)
+        first = runner.run(config)
+        assert (first.cached, first.run) == (0, 10)
+        second = runner.run(config)
+        assert (second.cached, second.run) == (10, 0)
+        assert second.line().startswith("10 cached, 0 run")
+        forced = runner.run(RunConfig(**{**config.__dict__, "force": True}))
+        assert (forced.cached, forced.run) == (0, 10)
+        assert len(store) == 10, "recomputed cells replace their rows"
+
+
+def test_failing_method_is_recorded_and_grid_completes(tmp_path, data_dir):
+    from srbench.registry import Registry
+
+    plugin = tmp_path / "faulty.py"
+    plugin.write_text(plugin_sources.FAULTY)
+    registry = Registry().discover()
+    registry.load_plugin(str(plugin))
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        summary = Runner(store, registry).run(
+            RunConfig(methods=["faulty", "bicubic"], datasets=["Set5"], scales=[2, 3, 4], data_dir=data_dir)
+        )
+        assert summary.run == 15 and summary.failed == 15
+        errors = {r.scale: r.error for r in store.results(methods=["faulty"])}
+        assert "boom" in errors[2]
+        assert "NaN" in errors[3]
+        assert "shape" in errors[4]
+        # failures are retried on the next run, successes are not
+        again = Runner(store, registry).run(
+            RunConfig(methods=["faulty", "bicubic"], datasets=["Set5"], scales=[2, 3, 4], data_dir=data_dir)
+        )
+        assert (again.cached, again.failed) == (15, 15)
+
+
+def test_bad_images_are_reported_per_image(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(natural_image((48, 48))).save(folder / "good.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    Image.fromarray(natural_image((48, 48))).convert("P").save(folder / "palette.png")
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        summary = Runner(store).run(RunConfig(methods=["bicubic"], datasets=[f"folder:{folder}"], scales=[2]))
+        assert (summary.run, summary.bad_images) == (1, 2)
+        by_image = {r.image: r for r in store.results()}
+        assert by_image["good"].status == "ok" and by_image["good"].psnr > 20
+        assert by_image["broken"].status == "bad_image" and "corrupt" in by_image["broken"].error
+        assert "palette" in by_image["palette"].error
+
+
+def test_process_pool_gives_the_same_numbers(tmp_path, data_dir):
+    config = dict(methods=["bicubic"], datasets=["Set5"], scales=[3], data_dir=data_dir)
+    with ResultStore(tmp_path / "a.sqlite") as a, ResultStore(tmp_path / "b.sqlite") as b:
+        Runner(a).run(RunConfig(**config))
+        summary = Runner(b).run(RunConfig(**config, jobs=2))
+        assert summary.run == 5
+        assert [r.psnr for r in a.results()] == [r.psnr for r in b.results()]
+        assert {r.jobs for r in b.results()} == {2}
+
+
+@pytest.mark.parametrize("how", ["sigkill", "sigint"])
+def test_killed_run_loses_nothing_and_resumes(tmp_path, data_dir, how):
+    plugin = tmp_path / "slow.py"
+    plugin.write_text(plugin_sources.SLOW)
+    store = tmp_path / "s.sqlite"
+    args = [
+        sys.executable, "-m", "srbench.cli", "run", "-m", "slow", "-d", "Set5", "-s", "2,3,4",
+        "--plugin", str(plugin), "--store", str(store), "--data-dir", str(data_dir),
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    done = 0
+    while time.time() < deadline:
+        time.sleep(0.2)
+        if store.exists():
+            try:
+                done = sum(n for _, n in rows(store))
+            except sqlite3.OperationalError:
+                continue
+            if done >= 4:
+                break
+    assert done >= 4, "the run never got going"
+    proc.send_signal(signal.SIGKILL if how == "sigkill" else signal.SIGINT)
+    proc.communicate(timeout=30)
+    if how == "sigint":
+        assert proc.returncode == 130
+    kept = sum(n for _, n in rows(store))
+    assert 4 <= kept < 15
+    again = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert f"{kept} cached, {15 - kept} run" in again.stdout
+    assert rows(store) == [("ok", 15)]
+
+
+def test_two_runs_share_one_store(tmp_path, data_dir):
+    store = tmp_path / "s.sqlite"
+    args = [sys.executable, "-m", "srbench.cli", "run", "-m", "bicubic", "-d", "Set5,Set14", "-s", "2,3,4",
+            "--store", str(store), "--data-dir", str(data_dir), "--force"]  # fmt: skip
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    assert rows(store) == [("ok", 57)]
+    with sqlite3.connect(store) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_exports(tmp_path, data_dir):
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        Runner(store).run(RunConfig(methods=["bicubic"], datasets=["Set5"], scales=[2], data_dir=data_dir))
+        results = store.results()
+    import csv
+
+    import pyarrow.parquet as pq
+
+    export(results, "csv", tmp_path / "r.csv")
+    with open(tmp_path / "r.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == 5
+    for column in "method,label,dataset,image,scale,psnr,ssim,seconds,device,protocol".split(","):
+        assert column in table[0]
+    export(results, "parquet", tmp_path / "r.parquet")
+    assert pq.read_table(tmp_path / "r.parquet").num_rows == 5
+    export(results, "markdown", tmp_path / "r.md")
+    assert "| Bicubic | Set5 | baby | 2 | 37.07" in (tmp_path / "r.md").read_text()
+    export(results, "latex", tmp_path / "r.tex")
+    assert r"\begin{tabular}" in (tmp_path / "r.tex").read_text()
+    with pytest.raises(ValueError, match="unknown export format"):
+        export(results, "xlsx", tmp_path / "r.xlsx")
