@@ -166,14 +166,14 @@ class _CNNMethod(Method):
             import torch
 
             from srbench.cnn import models
-            from srbench.cnn.infer import resolve_device
+            from srbench.cnn.infer import prepare_network, resolve_device
 
             if self.threads:
                 torch.set_num_threads(int(self.threads))
             dev = resolve_device(self.device)
             net = models.build_model(self.arch, scale, **self.arch_kwargs)
             net.load_state_dict({k: _tensor(v) for k, v in self.artifacts_[scale].items()})
-            nets[scale] = (net.to(dev).eval(), dev)
+            nets[scale] = (prepare_network(net, dev), dev)
         return nets[scale]
 
     def prepare(self, scale: int) -> None:
