@@ -188,8 +188,38 @@ def _run_grid(
             log=lambda line: err_console.print(f"[yellow]failed:[/] {line}", highlight=False),
         )
         summary = runner.run(config)
+        names = [cls.name for cls in registry.resolve(methods)]
+        results = result_store.results(methods=names, scales=scales)
+        _print_means(results, datasets)
         console.print(f"{summary.line()} (protocol {config.protocol}, store {result_store.path})")
     return summary.failed + summary.bad_images
+
+
+def _print_means(results: list, datasets: list[str]) -> None:
+    """Mean PSNR / SSIM / seconds per dataset x scale x method of what was asked for."""
+    from collections import defaultdict
+
+    wanted = {d.lower() for d in datasets}
+    groups: dict[tuple, list] = defaultdict(list)
+    for r in results:
+        if r.dataset.lower() in wanted or any(w.startswith("folder:") for w in wanted):
+            groups[(r.dataset, r.scale, r.label)].append(r)
+    if not groups:
+        return
+    protocol = results[0].protocol
+    table = Table("dataset", "scale", "method", "PSNR", "SSIM", "seconds", "images", title=f"protocol {protocol}")
+    for (dataset, scale, label), rows in sorted(groups.items()):
+        ok = [r for r in rows if r.status == "ok"]
+        complete = len(ok) == len(rows)
+        mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+        table.add_row(
+            dataset, f"x{scale}", label,
+            f"{mean([r.psnr for r in ok]):.2f}" if ok and complete else "–",
+            f"{mean([r.ssim for r in ok]):.4f}" if ok and complete else "–",
+            f"{mean([r.seconds for r in ok]):.3f}" if ok else "–",
+            f"{len(ok)}/{len(rows)}",
+        )  # fmt: skip
+    console.print(table)
 
 
 @app.command()

@@ -82,14 +82,15 @@ class Registry:
             raise MethodError(f"{cls.__module__}.{cls.__qualname__}: {problem}")
         existing = self.entries.get(cls.name)
         if existing is not None and existing.cls is not cls:
-            same = (
-                existing.cls.__qualname__ == cls.__qualname__
-                and existing.origin == origin
-            )
-            if not same:
+            if not _same_definition(existing.cls, cls):
                 raise MethodError(
                     f"method name {cls.name!r} is already registered by {existing.origin}"
                 )
+            # One file imported twice (as ``methods.cnn`` by a test and by path during
+            # discovery): the same plugin, so keep the first class and the better origin.
+            if existing.origin == "python" and origin != "python":
+                existing.origin = origin
+            return cls
         self.entries[cls.name] = Entry(cls, origin)
         return cls
 
@@ -235,6 +236,18 @@ class Registry:
                 classes = [self.get(raw)]
             out.extend(c for c in classes if c not in out)
         return out
+
+
+def _same_definition(a: type, b: type) -> bool:
+    """Whether two classes come from the same source file and have the same name."""
+    import inspect
+
+    try:
+        return a.__qualname__ == b.__qualname__ and Path(inspect.getfile(a)).resolve() == Path(
+            inspect.getfile(b)
+        ).resolve()
+    except (TypeError, OSError):
+        return False
 
 
 def _metadata_problem(cls: object) -> str:
