@@ -1,0 +1,745 @@
+"""Building blocks of Yang et al.'s coupled-dictionary sparse-coding super-resolution.
+
+This is the CVPR'08 variant ("L1SR") that the ANR, A+ and SRCNN comparison tables ran as
+"Yang et al." / "SC" (METHODS.md section 3.1):
+
+* features are four gradient maps (first and second derivative, both directions) of a
+  **2x** bicubic up-sampling of the LR image, whatever the final scale;
+* the image is cut into ``patch x patch`` LR windows (3 x 3, overlap 2, i.e. a step of one
+  LR pixel), each described by its ``2*patch`` square window of the four maps and
+  reconstructed as a ``scale*patch`` square HR patch;
+* a feature ``y`` is divided by its norm when that norm exceeds 1, coded by a
+  non-negative lasso ``min lam * 1'w + 1/2 ||y - Dl w||^2, w >= 0`` and the HR patch is
+  ``Dh w`` times the same norm, plus the mean of the mid-resolution patch;
+* overlapping HR patches are averaged; the uncovered frame is filled by bicubic.
+
+The dictionaries ``Dh``/``Dl`` are learned jointly on ``[Xh/sqrt(dh); Xl/sqrt(dl)]``,
+column-normalised, with the L1 dictionary-learning objective
+``1/2 ||X - D S||^2 + (lam/2) |S|_1`` (``||d_k|| <= 1``) and normalised separately
+afterwards, as Yang's ``coupled_dic_train``.
+
+The module only holds numpy/scipy code at import time; scikit-learn is imported inside the
+functions that need it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import correlate1d
+
+from srbench.protocol import imresize
+
+__all__ = [
+    "MID_FACTOR",
+    "Geometry",
+    "PatchSample",
+    "feature_maps",
+    "learn_coupled_dictionary",
+    "nonneg_lars",
+    "nonneg_lasso",
+    "overlap_add",
+    "patch_starts",
+    "sample_training_patches",
+    "window_features",
+]
+
+#: L1SR computes its features on ``imresize(lr, 2)`` at every scale (Yang's ``lz = 2``).
+MID_FACTOR = 2
+
+# MATLAB conv2(X, f, 'same') with these kernels is a correlation with the reversed kernel;
+# for odd lengths MATLAB's and scipy's centring agree, and zero padding is conv2's.
+_GRADIENT = np.array([1.0, 0.0, -1.0])  # conv2 with [-1 0 1]: out[i] = x[i-1] - x[i+1]
+_LAPLACIAN = np.array([1.0, 0.0, -2.0, 0.0, 1.0])  # symmetric: out[i] = x[i-2]-2x[i]+x[i+2]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Patch sizes of the L1SR pipeline at one scale.
+
+    Parameters
+    ----------
+    scale : int
+        Up-scaling factor.
+    patch : int
+        LR patch side (3 in Yang's code).
+    """
+
+    scale: int
+    patch: int = 3
+
+    @property
+    def mid_size(self) -> int:
+        """Side of a feature window on the 2x mid-resolution image."""
+        return MID_FACTOR * self.patch
+
+    @property
+    def hr_size(self) -> int:
+        """Side of a reconstructed HR patch."""
+        return self.scale * self.patch
+
+    @property
+    def feature_dim(self) -> int:
+        """Length of a feature vector: four maps of ``mid_size**2`` values."""
+        return 4 * self.mid_size**2
+
+    @property
+    def hr_dim(self) -> int:
+        return self.hr_size**2
+
+
+def patch_starts(length: int, patch: int = 3, overlap: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """0-based LR start positions of the test patch grid along one axis, with weights.
+
+    L1SR's grid is ``2:patch-overlap:len-patch`` (1-based) followed by ``len-patch`` once
+    more: it skips one LR pixel at the start and end, and makes sure the last position is
+    present. When the step already lands on that position (always with overlap 2) it is
+    listed twice, so the last row and column of patches count twice in the average. We keep
+    that weighting (as a weight of 2, not a second solve) to stay on the reference's output.
+
+    Parameters
+    ----------
+    length : int
+        LR image size along the axis.
+    patch, overlap : int
+        LR patch side and overlap between neighbouring patches (``overlap < patch``).
+
+    Returns
+    -------
+    starts : ndarray of int
+        Unique, increasing 0-based start positions (empty when the image is too small).
+    weights : ndarray of float
+        How many times each start occurs in the reference grid.
+    """
+    if not 0 <= overlap < patch:
+        raise ValueError(f"overlap must be in [0, {patch}), got {overlap}")
+    last = length - patch - 1  # 0-based form of MATLAB's len - patch (1-based)
+    if last < 1:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    grid = np.append(np.arange(1, last + 1, patch - overlap), last)
+    starts, counts = np.unique(grid, return_counts=True)
+    return starts.astype(np.int64), counts.astype(np.float64)
+
+
+def feature_maps(mid: np.ndarray) -> np.ndarray:
+    """The four gradient maps of a mid-resolution image, shape ``(4, H, W)``.
+
+    Order: horizontal first derivative, vertical first derivative, horizontal second
+    derivative, vertical second derivative (L1SR's ``lImfea``).
+    """
+    mid = np.asarray(mid, dtype=np.float64)
+    return np.stack(
+        [
+            correlate1d(mid, _GRADIENT, axis=1, mode="constant"),
+            correlate1d(mid, _GRADIENT, axis=0, mode="constant"),
+            correlate1d(mid, _LAPLACIAN, axis=1, mode="constant"),
+            correlate1d(mid, _LAPLACIAN, axis=0, mode="constant"),
+        ]
+    )
+
+
+def _windows(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
+    """Square windows of ``image`` (last two axes) at every (row, col) of the grid.
+
+    Returns shape ``(len(rows), len(cols), *leading, size, size)``, a copy.
+    """
+    view = np.lib.stride_tricks.sliding_window_view(image, (size, size), axis=(-2, -1))
+    picked = view[..., rows, :, :, :][..., cols, :, :]  # (*leading, nr, nc, size, size)
+    lead = image.ndim - 2
+    order = (lead, lead + 1, *range(lead), lead + 2, lead + 3)
+    return np.ascontiguousarray(np.transpose(picked, order))
+
+
+def _windows_at(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
+    """Square windows of ``image`` (last two axes) at the paired points ``(rows[i], cols[i])``.
+
+    Returns shape ``(len(rows), *leading, size, size)``, a copy.
+    """
+    view = np.lib.stride_tricks.sliding_window_view(image, (size, size), axis=(-2, -1))
+    picked = view[..., rows, cols, :, :]  # (*leading, n, size, size)
+    return np.ascontiguousarray(np.moveaxis(picked, -3, 0))
+
+
+def window_features(
+    maps: np.ndarray, mid: np.ndarray, rows: np.ndarray, cols: np.ndarray, geometry: Geometry
+) -> tuple[np.ndarray, np.ndarray]:
+    """Feature vectors and mid-patch means for LR starts ``rows x cols``.
+
+    Parameters
+    ----------
+    maps : ndarray, shape (4, H, W)
+        :func:`feature_maps` of ``mid``.
+    mid : ndarray, shape (H, W)
+        The 2x bicubic up-sampling of the LR image.
+    rows, cols : ndarray of int
+        0-based LR start positions; the windows start at ``MID_FACTOR`` times them.
+
+    Returns
+    -------
+    features : ndarray, shape (len(rows) * len(cols), feature_dim)
+        Row-major over the grid; each vector is the four windows one after the other.
+    means : ndarray, shape (len(rows) * len(cols),)
+        Mean of each mid-resolution window (L1SR adds it back to the HR patch).
+    """
+    size = geometry.mid_size
+    mrows, mcols = MID_FACTOR * rows, MID_FACTOR * cols
+    feats = _windows(maps, mrows, mcols, size).reshape(len(rows) * len(cols), -1)
+    means = _windows(mid, mrows, mcols, size).reshape(len(rows) * len(cols), -1).mean(axis=1)
+    return feats, means
+
+
+def overlap_add(
+    patches: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    row_weights: np.ndarray,
+    col_weights: np.ndarray,
+    geometry: Geometry,
+    shape: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted sum of HR patches on the grid and the per-pixel weight.
+
+    Parameters
+    ----------
+    patches : ndarray, shape (len(rows) * len(cols), hr_size**2)
+        Row-major HR patches, in grid order.
+    rows, cols, row_weights, col_weights : ndarray
+        The grid from :func:`patch_starts` for each axis.
+    shape : (int, int)
+        HR image shape.
+
+    Returns
+    -------
+    total, weight : ndarray, shape ``shape``
+        Divide the first by the second where the second is positive.
+    """
+    size, scale = geometry.hr_size, geometry.scale
+    grid = patches.reshape(len(rows), len(cols), size, size)
+    weights = np.outer(row_weights, col_weights)
+    grid = grid * weights[:, :, None, None]
+    total = np.zeros(shape)
+    count = np.zeros(shape)
+    hr_rows, hr_cols = scale * rows, scale * cols
+    # Loop over the offsets inside a patch, not over patches: within one offset the target
+    # pixels of different patches are distinct, so plain fancy-index addition is exact.
+    for i in range(size):
+        for j in range(size):
+            index = np.ix_(hr_rows + i, hr_cols + j)
+            total[index] += grid[:, :, i, j]
+            count[index] += weights
+    return total, count
+
+
+# ---------------------------------------------------------------------------------- coding
+def nonneg_lasso(
+    dictionary: np.ndarray,
+    signals: np.ndarray,
+    lam: float,
+    *,
+    max_iter: int = 1000,
+    gram: np.ndarray | None = None,
+    chunk: int = 4096,
+) -> np.ndarray:
+    """Solve ``min_w lam * 1'w + 1/2 ||y - D' w||^2`` s.t. ``w >= 0`` with scikit-learn.
+
+    All signals of a chunk are coded in one call to ``sparse_encode(algorithm="lasso_cd",
+    positive=True)``. Its ``alpha`` is exactly ``lam`` here: ``sparse_encode`` divides it
+    by the signal dimension to undo ``Lasso``'s ``1/(2 n_samples)`` scaling of the data
+    term. Signals whose largest correlation with the atoms is at most ``lam`` are not sent
+    to the solver: for them ``w = 0`` satisfies the optimality conditions exactly (the
+    gradient at 0 is ``lam - D y >= 0``).
+
+    ``lasso_lars`` is deliberately not offered: scikit-learn's positive LARS path can end
+    early (its documentation says only coefficients down to the smallest alpha the path
+    reached are reliable), and below that point it returns codes that violate the
+    optimality conditions. :func:`nonneg_lars` is the homotopy to use instead.
+
+    Parameters
+    ----------
+    dictionary : ndarray, shape (n_atoms, dim)
+        Atoms as rows (scikit-learn's layout).
+    signals : ndarray, shape (n, dim)
+    lam : float
+        Weight of the L1 term.
+    max_iter : int
+        Coordinate-descent sweeps per signal.
+    gram : ndarray, optional
+        ``dictionary @ dictionary.T`` if already computed.
+    chunk : int
+        Signals coded per call (bounds the ``chunk x n_atoms`` correlation matrix).
+
+    Returns
+    -------
+    ndarray, shape (n, n_atoms), non-negative codes.
+    """
+    from sklearn.decomposition import sparse_encode
+    from sklearn.exceptions import ConvergenceWarning
+
+    dictionary = np.asarray(dictionary, dtype=np.float64)
+    signals = np.atleast_2d(np.asarray(signals, dtype=np.float64))
+    codes = np.zeros((signals.shape[0], dictionary.shape[0]))
+    if gram is None:
+        gram = dictionary @ dictionary.T
+    for start in range(0, signals.shape[0], chunk):
+        block = signals[start : start + chunk]
+        corr = block @ dictionary.T
+        active = np.flatnonzero(corr.max(axis=1) > lam)
+        if active.size == 0:
+            continue
+        with warnings.catch_warnings():
+            # sparse_encode's coordinate descent asks for a 1e-8 duality gap and warns when
+            # a hard signal stops short of it; the codes are still usable, and a warning per
+            # image would drown the benchmark's output.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            solved = sparse_encode(
+                block[active],
+                dictionary,
+                gram=gram,
+                cov=np.ascontiguousarray(corr[active].T),
+                algorithm="lasso_cd",
+                alpha=lam,
+                max_iter=max_iter,
+                positive=True,
+                check_input=False,
+            )
+        # Coordinate descent stops at a tolerance; keep the constraint exact.
+        codes[start + active] = np.maximum(solved, 0.0)
+    return codes
+
+
+def nonneg_lars(
+    dictionary: np.ndarray,
+    signals: np.ndarray,
+    lam: float,
+    *,
+    stop: str = "reference",
+    gram: np.ndarray | None = None,
+    zero_tol: float = 1e-5,
+    opt_tol: float = 1e-5,
+    max_steps: int | None = None,
+    chunk: int = 4096,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative LARS-lasso homotopy, run on all signals at once.
+
+    Follows the path of ``min lam' * 1'w + 1/2 ||y - D' w||^2, w >= 0`` from ``lam' =
+    max(D y)`` downwards, adding the atom whose correlation catches up with the active ones
+    and dropping an active atom whose coefficient reaches zero, as SparseLab's
+    ``SolveLasso(D, y, N, 'nnlasso', [], lambdaStop)`` does (the solver of Yang's L1SR).
+    Every step is taken by all unfinished signals together (batched linear algebra); there
+    is no loop over signals.
+
+    Parameters
+    ----------
+    dictionary : ndarray, shape (n_atoms, dim)
+        Unit-norm atoms as rows.
+    signals : ndarray, shape (n, dim)
+    lam : float
+        ``lambdaStop``.
+    stop : {"reference", "exact"}
+        ``"exact"`` stops on the path exactly at ``lam``: the lasso solution for ``lam``,
+        the same as :func:`nonneg_lasso`. ``"reference"`` reproduces SparseLab's test:
+        it checks the multiplier *before* each step, so it stops only after the step that
+        starts at the first breakpoint at or below ``lam``, i.e. one full breakpoint past
+        it. That is what produced the published SC numbers (a less shrunk code).
+        Signals with ``max(D y) < lam`` get ``w = 0`` in both modes.
+    gram : ndarray, optional
+        ``dictionary @ dictionary.T`` if already computed.
+    zero_tol, opt_tol : float
+        SparseLab's tolerances: step lengths below ``zero_tol`` are ignored, and the path
+        ends when the multiplier falls below ``opt_tol``.
+    max_steps : int, optional
+        Safety cap on path steps per signal (default ``10 * dim``; SparseLab has none here).
+    chunk : int
+        Signals processed together (bounds memory to a few ``chunk x n_atoms`` arrays).
+
+    Returns
+    -------
+    codes : ndarray, shape (n, n_atoms)
+        Non-negative codes.
+    lam_end : ndarray, shape (n,)
+        Multiplier where each path stopped (``max(D y)`` for the zero codes): the codes
+        are the exact lasso solution for this value.
+
+    Notes
+    -----
+    Ties (two atoms joining or leaving at the same step) are broken by taking one atom;
+    SparseLab takes all within ``zero_tol``. With real-valued data ties do not occur.
+    """
+    if stop not in ("reference", "exact"):
+        raise ValueError(f"stop must be 'reference' or 'exact', got {stop!r}")
+    dictionary = np.asarray(dictionary, dtype=np.float64)
+    signals = np.atleast_2d(np.asarray(signals, dtype=np.float64))
+    if gram is None:
+        gram = dictionary @ dictionary.T
+    if max_steps is None:
+        max_steps = 10 * dictionary.shape[1]
+    n = signals.shape[0]
+    codes = np.zeros((n, dictionary.shape[0]))
+    lam_end = np.zeros(n)
+    for start in range(0, n, chunk):
+        block = slice(start, min(start + chunk, n))
+        codes[block], lam_end[block] = _lars_block(
+            dictionary, gram, signals[block], lam, stop == "exact", zero_tol, opt_tol, max_steps
+        )
+    return codes, lam_end
+
+
+def _lars_block(dictionary, gram, signals, lam, exact, zero_tol, opt_tol, max_steps):
+    """One chunk of :func:`nonneg_lars` (state arrays hold only unfinished signals)."""
+    n, n_atoms = signals.shape[0], dictionary.shape[0]
+    codes = np.zeros((n, n_atoms))
+    corr_all = signals @ dictionary.T
+    lam_end = corr_all.max(axis=1) if n else np.zeros(0)
+    # SparseLab returns no solution when the first multiplier is below lambdaStop.
+    ids = np.flatnonzero(lam_end >= lam)
+    corr = corr_all[ids]
+    m = ids.size
+    active = corr.argmax(axis=1)[:, None] if m else np.zeros((0, 1), dtype=np.int64)
+    count = np.ones(m, dtype=np.int64)
+    coef = np.zeros((m, 1))  # coefficients of the active atoms, aligned with ``active``
+    excluded = np.zeros((m, n_atoms), dtype=bool)  # collinear atoms, as SparseLab's list
+    # Atoms tied with the first one within zero_tol start active too.
+    pending = np.abs(corr - lam_end[ids, None]) < zero_tol
+    pending[np.arange(m), active[:, 0]] = False
+    active, coef, count = _join(gram, active, coef, count, excluded, pending, zero_tol)
+    steps = 0
+    while m:
+        steps += 1
+        width = active.shape[1]
+        rows = np.arange(m)
+        slot = np.arange(width)[None, :] < count[:, None]
+        act = np.where(slot, active, 0)
+        # The multiplier is the correlation of the first active atom (all active ones share
+        # it up to round-off).
+        level = corr[rows, act[:, 0]]
+        # Equiangular direction: G_AA dx = sign(corr_A); padding slots solve to 0.
+        g_aa = gram[act[:, :, None], act[:, None, :]]
+        both = slot[:, :, None] & slot[:, None, :]
+        g_aa = np.where(both, g_aa, np.eye(width)[None])
+        rhs = np.where(slot, np.sign(corr[rows[:, None], act]), 0.0)
+        direction = np.linalg.solve(g_aa, rhs[..., None])[..., 0]
+        # How the correlations move along it: G[:, A] dx, one gathered row block per slot.
+        moves = np.zeros((m, n_atoms))
+        for j in range(width):
+            moves += gram[act[:, j]] * direction[:, j, None]
+        # First active coefficient to hit zero (the lasso modification).
+        moving = slot & (np.abs(direction) > zero_tol)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cross = np.where(moving, -coef / np.where(moving, direction, 1.0), np.inf)
+        cross = np.where(cross > zero_tol, cross, np.inf)
+        drop_slot = cross.argmin(axis=1)
+        gamma_drop = cross[rows, drop_slot]
+        # First inactive atom whose correlation reaches the multiplier (positive side only).
+        free = ~excluded
+        free[np.broadcast_to(rows[:, None], slot.shape)[slot], active[slot]] = False
+        with np.errstate(divide="ignore", invalid="ignore"):
+            join = (level[:, None] - corr) / (1.0 - moves + 1e-12)
+        join = np.where(free & (join >= zero_tol), join, np.inf)
+        newcomer = join.argmin(axis=1)
+        gamma_join = join[rows, newcomer]
+        gamma = np.minimum(gamma_join, gamma_drop)
+        # Nothing left to join or drop: the path ends at the least-squares fit (lam' = 0).
+        gamma = np.where(np.isfinite(gamma), gamma, level)
+        if exact:
+            cut = level - gamma < lam
+            gamma = np.where(cut, level - lam, gamma)
+        coef = coef + gamma[:, None] * np.where(slot, direction, 0.0)
+        corr = corr - gamma[:, None] * moves
+        # SparseLab tests the multiplier from before the step ("reference"); "exact" has cut
+        # the step at lam instead.
+        finished = (level - gamma < opt_tol) | (steps >= max_steps)
+        finished |= cut if exact else (level <= lam)
+        if finished.any():
+            done = np.flatnonzero(finished)
+            target = ids[done]
+            for j in range(width):
+                valid = slot[done, j]
+                codes[target[valid], active[done[valid], j]] = coef[done[valid], j]
+            lam_end[target] = level[done] - gamma[done]
+        keep = ~finished
+        adding = keep & (gamma_join <= gamma_drop)
+        dropping = keep & (gamma_drop <= gamma_join)
+        if adding.any():
+            # Every atom that reaches the multiplier at this step joins (ties within
+            # zero_tol, as SparseLab's newIndices), in the order of their indices.
+            pending = np.zeros((m, n_atoms), dtype=bool)
+            add = np.flatnonzero(adding)
+            pending[add] = np.abs(join[add] - gamma_join[add, None]) < zero_tol
+            active, coef, count = _join(gram, active, coef, count, excluded, pending, zero_tol)
+        if dropping.any():
+            drop = np.flatnonzero(dropping)
+            # Remove the slot and close the gap, keeping the order of the others.
+            order = np.arange(active.shape[1])[None, :].repeat(drop.size, axis=0)
+            key = np.where(order == drop_slot[drop, None], active.shape[1], order)
+            perm = np.argsort(key, axis=1, kind="stable")
+            active[drop] = np.take_along_axis(active[drop], perm, axis=1)
+            coef[drop] = np.take_along_axis(coef[drop], perm, axis=1)
+            count[drop] -= 1
+            coef[drop, count[drop]] = 0.0
+            excluded[drop] = False  # SparseLab resets its collinear list on a removal
+        ids, corr, active, coef, count, excluded = (
+            ids[keep], corr[keep], active[keep], coef[keep], count[keep], excluded[keep]
+        )
+        m = ids.size
+    return codes, lam_end
+
+
+def _join(gram, active, coef, count, excluded, pending, zero_tol):
+    """Append the ``pending`` atoms of each row to its active set, lowest index first.
+
+    An atom in the span of the active ones (SparseLab's Cholesky-update test: residual
+    ``1 - g' G_AA^-1 g <= zero_tol``) is marked in ``excluded`` instead (in place).
+    Returns the updated ``active``, ``coef`` and ``count``.
+    """
+    pending = pending.copy()
+    while pending.any():
+        rows = np.flatnonzero(pending.any(axis=1))
+        atom = pending[rows].argmax(axis=1)
+        pending[rows, atom] = False
+        width = active.shape[1]
+        slot = np.arange(width)[None, :] < count[rows, None]
+        act = np.where(slot, active[rows], 0)
+        g_aa = gram[act[:, :, None], act[:, None, :]]
+        g_aa = np.where(slot[:, :, None] & slot[:, None, :], g_aa, np.eye(width)[None])
+        g_new = np.where(slot, gram[act, atom[:, None]], 0.0)
+        proj = np.linalg.solve(g_aa, g_new[..., None])[..., 0]
+        residual = gram[atom, atom] - np.einsum("ij,ij->i", g_new, proj)
+        collinear = residual <= zero_tol
+        excluded[rows[collinear], atom[collinear]] = True
+        rows, atom = rows[~collinear], atom[~collinear]
+        if rows.size == 0:
+            continue
+        if (count[rows] >= width).any():
+            active = np.pad(active, ((0, 0), (0, 1)))
+            coef = np.pad(coef, ((0, 0), (0, 1)))
+        active[rows, count[rows]] = atom
+        coef[rows, count[rows]] = 0.0
+        count[rows] += 1
+    return active, coef, count
+
+
+# -------------------------------------------------------------------------------- training
+@dataclass
+class PatchSample:
+    """Training pairs: HR targets (mean removed) and LR features, one row per patch."""
+
+    hr: np.ndarray
+    lr: np.ndarray
+
+
+def _allocate(sizes: Sequence[int], total: int) -> np.ndarray:
+    """Patches per image, proportional to its pixel count (``rnd_smp_dictionary``)."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    return np.floor(sizes * total / sizes.sum()).astype(np.int64)
+
+
+def sample_training_patches(
+    images: Sequence[np.ndarray], scale: int, n_samples: int, *, patch: int = 3, seed: int = 0
+) -> PatchSample:
+    """Random coupled training patches from HR luminance images, plus their transposes.
+
+    Follows Yang's ``rnd_smp_dictionary``: every image is modcropped, made LR by bicubic
+    ``1/scale`` and mid-resolution by a 2x bicubic up-sampling of that; ``n_samples``
+    positions are drawn over all images in proportion to their size, and each gives the
+    mean-removed ``scale*patch`` HR patch and the four gradient windows of the mid image.
+    Each pair is also added transposed, so there are ``2 * n`` rows.
+
+    Deliberate differences from the MATLAB code (documented in ``methods/sc.py``):
+    images stay in float [0, 1] (the reference rounds LR and mid to uint8 on 0-255; the
+    dictionaries are scale-invariant through the normalisation); positions are drawn
+    uniformly without replacement (the reference takes all columns of a few random rows);
+    the transposed feature swaps the horizontal and vertical maps so it is the true feature
+    of the transposed patch (the reference transposes each map in place).
+
+    Parameters
+    ----------
+    images : sequence of ndarray
+        HR luminance, uint8 (or float in [0, 1]).
+    scale : int
+    n_samples : int
+        Number of positions before the transposition doubling.
+    patch : int
+        LR patch side.
+    seed : int
+        Seed of the position draw.
+    """
+    from srbench.protocol import modcrop
+
+    geometry = Geometry(scale, patch)
+    rng = np.random.default_rng(seed)
+    prepared = []
+    for image in images:
+        hr = modcrop(np.asarray(image), scale)
+        hr = hr.astype(np.float64) / 255.0 if hr.dtype == np.uint8 else hr.astype(np.float64)
+        prepared.append(hr)
+    counts = _allocate([im.size for im in prepared], n_samples)
+    hr_rows, lr_rows = [], []
+    for hr, count in zip(prepared, counts):
+        lr = imresize(hr, 1.0 / scale)
+        # Positions whose mid window and HR patch are inside the image; the reference also
+        # stays clear of the last lz+1 LR rows and columns.
+        n_r = lr.shape[0] - patch - MID_FACTOR
+        n_c = lr.shape[1] - patch - MID_FACTOR
+        if count == 0 or n_r < 1 or n_c < 1:
+            continue
+        count = min(int(count), n_r * n_c)
+        flat = rng.choice(n_r * n_c, size=count, replace=False)
+        r, c = np.divmod(flat, n_c)
+        mid = imresize(lr, MID_FACTOR)
+        maps = feature_maps(mid)
+        size = geometry.mid_size
+        feats = _windows_at(maps, MID_FACTOR * r, MID_FACTOR * c, size)  # (count, 4, s, s)
+        hsize = geometry.hr_size
+        hpatches = _windows_at(hr, scale * r, scale * c, hsize)  # (count, hs, hs)
+        hpatches = hpatches - hpatches.mean(axis=(1, 2), keepdims=True)
+        flipped_feats = feats[:, [1, 0, 3, 2]].transpose(0, 1, 3, 2)
+        flipped_hr = hpatches.transpose(0, 2, 1)
+        hr_rows += [hpatches.reshape(count, -1), flipped_hr.reshape(count, -1)]
+        lr_rows += [feats.reshape(count, -1), flipped_feats.reshape(count, -1)]
+    if not hr_rows:
+        raise ValueError("no training patches: images too small for this scale")
+    return PatchSample(hr=np.concatenate(hr_rows), lr=np.concatenate(lr_rows))
+
+
+def _joint_matrix(sample: PatchSample, min_norm: float) -> np.ndarray:
+    """Rows ``[xh/sqrt(dh), xl/sqrt(dl)]`` normalised to unit length (near-zero rows dropped)."""
+    joint = np.hstack(
+        [sample.hr / np.sqrt(sample.hr.shape[1]), sample.lr / np.sqrt(sample.lr.shape[1])]
+    )
+    norms = np.linalg.norm(joint, axis=1)
+    keep = norms > min_norm
+    return joint[keep] / norms[keep, None]
+
+
+def learn_coupled_dictionary(
+    sample: PatchSample,
+    *,
+    n_atoms: int = 1024,
+    lam: float = 0.1,
+    epochs: int = 2,
+    batch_size: int = 256,
+    seed: int = 0,
+    algorithm: str = "cd",
+    code_max_iter: int = 1000,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Learn the coupled dictionaries ``Dh`` and ``Dl`` as Yang's ``coupled_dic_train``.
+
+    The joint, unit-norm rows are fitted by scikit-learn's
+    ``MiniBatchDictionaryLearning`` with ``alpha = lam / 2`` (the reference passes
+    ``lambda/2`` to Lee et al.'s solver, whose objective ``1/2||X-BS||^2 + beta|S|_1`` with
+    ``||b_k|| <= 1`` is scikit-learn's), initialised from ``n_atoms`` random rows. Codes are
+    signed during training, as in the reference; only inference is non-negative.
+
+    Parameters
+    ----------
+    sample : PatchSample
+        Training pairs from :func:`sample_training_patches`.
+    n_atoms : int
+        Dictionary size.
+    lam : float
+        Inference sparsity weight; training uses ``lam / 2`` like the reference.
+    epochs : int
+        Passes over the rows (the online algorithm needs far fewer than the reference's
+        50 batch iterations).
+    batch_size : int
+        Rows per mini-batch.
+    seed : int
+        Seed of the initial atoms and of the shuffling.
+    algorithm : {"cd", "lars"}
+        scikit-learn's lasso solver for the training codes. ``"cd"`` is several times
+        faster here.
+    code_max_iter : int
+        Iteration cap of each training lasso solve.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    dh : ndarray, shape (hr_dim, n_atoms)
+    dl : ndarray, shape (feature_dim, n_atoms)
+        Columns normalised to unit length separately.
+    info : dict
+        Training statistics for the manifest.
+    """
+    from sklearn.decomposition import MiniBatchDictionaryLearning
+
+    # Near-zero rows carry no direction; the reference drops norm <= 1e-5 on 0-255 data.
+    joint = _joint_matrix(sample, min_norm=1e-5 / 255.0)
+    rng = np.random.default_rng(seed)
+    if joint.shape[0] < n_atoms:
+        raise ValueError(f"need at least {n_atoms} training rows, got {joint.shape[0]}")
+    init = joint[rng.choice(joint.shape[0], size=n_atoms, replace=False)].copy()
+    steps_per_epoch = int(np.ceil(joint.shape[0] / batch_size))
+    bar = _progress(epochs * steps_per_epoch) if progress else None
+
+    def callback(_locals: dict) -> None:
+        if bar is not None:
+            next(bar)
+
+    learner = MiniBatchDictionaryLearning(
+        n_components=n_atoms,
+        alpha=lam / 2.0,
+        max_iter=epochs,
+        fit_algorithm=algorithm,
+        transform_max_iter=code_max_iter,
+        batch_size=batch_size,
+        shuffle=True,
+        dict_init=init,
+        random_state=seed,
+        callback=callback,
+        # Run the requested epochs: the early-stopping heuristics would make the result
+        # depend on noisy mini-batch costs.
+        tol=0.0,
+        max_no_improvement=None,
+    )
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        # The per-batch lasso solves warn when they stop at code_max_iter; that bound is a
+        # deliberate speed/accuracy trade-off of the training, not a fault.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        learner.fit(joint)
+    if bar is not None:
+        bar.close()
+    atoms = learner.components_.T  # (dh + dl, n_atoms)
+    dh_dim = sample.hr.shape[1]
+    dh, dl = atoms[:dh_dim], atoms[dh_dim:]
+    dh = dh / np.maximum(np.linalg.norm(dh, axis=0, keepdims=True), 1e-12)
+    dl = dl / np.maximum(np.linalg.norm(dl, axis=0, keepdims=True), 1e-12)
+    info = {"training_rows": int(joint.shape[0]), "steps": int(learner.n_steps_)}
+    return dh, dl, info
+
+
+class _Bar:
+    """A minimal progress bar on stderr (rich when available) driven by ``next()``."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self._rich = None
+        try:
+            from rich.progress import Progress
+
+            self._rich = Progress(transient=True)
+            self._rich.start()
+            self._task = self._rich.add_task("dictionary learning", total=total)
+        except Exception:  # noqa: BLE001 - a missing bar must never stop training
+            self._rich = None
+
+    def __next__(self) -> int:
+        self.done += 1
+        if self._rich is not None:
+            self._rich.update(self._task, completed=self.done)
+        return self.done
+
+    def close(self) -> None:
+        if self._rich is not None:
+            self._rich.stop()
+
+
+def _progress(total: int) -> Iterator[int]:
+    return _Bar(total)
