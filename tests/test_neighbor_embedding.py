@@ -126,8 +126,8 @@ def tiny_dictionaries(tmp_path_factory):
     images = [natural_image((72, 66), seed=i) for i in range(3)]
     for scale in (2, 3):
         learned = zeyde.learn_dictionaries(images, scale, n_atoms=48, n_iter=2)
-        learned.pop("info")
-        save_file(learned, str(folder / f"x{scale}.safetensors"))
+        arrays = {k: np.ascontiguousarray(learned[k]) for k in ("V_pca", "Dl", "Dh")}
+        save_file(arrays, str(folder / f"x{scale}.safetensors"))
     return folder, images
 
 
