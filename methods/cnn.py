@@ -89,6 +89,17 @@ class _CNNMethod(Method):
             tensors = self.artifacts_[BASE_SCALE]
         return tensors, self.artifact_hash(BASE_SCALE)
 
+    def _initial_state(
+        self, images: list[np.ndarray], scale: int
+    ) -> tuple[dict[str, np.ndarray] | None, dict[str, Any] | None]:
+        """Weights to start from (None: the seeded initialisation) and a note for the manifest."""
+        if scale == BASE_SCALE:
+            return None, None
+        base, base_hash = self._base_weights(images)
+        state = {k: v for k, v in base.items() if not k.startswith(self.finetune_skip)}
+        trained = list(self.finetune_trainable) if self.finetune_trainable else "all"
+        return state, {"from_scale": BASE_SCALE, "from_artifact": base_hash, "trained": trained}
+
     def _fit_scale(
         self, images: list[np.ndarray], scale: int
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -101,14 +112,7 @@ class _CNNMethod(Method):
         pairs = validation_pairs(held, scale)
         cfg = self._config(scale)
 
-        init_state, init_info = None, None
-        if scale != BASE_SCALE:
-            base, base_hash = self._base_weights(images)
-            init_state = {
-                k: v for k, v in base.items() if not k.startswith(self.finetune_skip)
-            }
-            init_info = {"from_scale": BASE_SCALE, "from_artifact": base_hash,
-                         "trained": list(cfg.trainable) if cfg.trainable else "all"}
+        init_state, init_info = self._initial_state(images, scale)
 
         def build():
             net = models.build_model(self.arch, scale, **self.arch_kwargs)
@@ -196,6 +200,20 @@ class _CNNMethod(Method):
         return np.clip(out, 0.0, 1.0)
 
 
+def widen_middle_layer(tensors: Mapping[str, np.ndarray], kernel: int) -> dict[str, np.ndarray]:
+    """SRCNN 9-1-5 weights as 9-k-5 weights computing the same function.
+
+    The 1x1 middle filters become the centre taps of ``kernel`` x ``kernel`` filters whose
+    other taps are zero; with replicate padding the outputs are identical.
+    """
+    out = {k: np.array(v, dtype=np.float32) for k, v in tensors.items()}
+    small = out["conv2.weight"]
+    middle = np.zeros(small.shape[:2] + (kernel, kernel), np.float32)
+    middle[:, :, kernel // 2, kernel // 2] = small[:, :, 0, 0]
+    out["conv2.weight"] = middle
+    return out
+
+
 def _tensor(value: np.ndarray):
     import torch
 
@@ -262,8 +280,8 @@ class SRCNNMethod(_SRCNNBase):
     def __init__(
         self,
         *,
-        epochs: int = 120,
-        finetune_epochs: int = 30,
+        epochs: int = 70,
+        finetune_epochs: int = 40,
         batch_size: int = 128,
         lr: float = 1e-3,
         lr_final: float = 1e-5,
@@ -286,13 +304,38 @@ class SRCNNMethod(_SRCNNBase):
 class SRCNN955Method(_SRCNNBase):
     """SRCNN-Ex 9-5-5 (64/32 filters), trained on T91 like :class:`SRCNNMethod`.
 
-    The labels are the 17x17 centres of the 33x33 sub-images. Parameters as for SRCNN.
+    The labels are the 17x17 centres of the 33x33 sub-images. Parameters as for SRCNN, and
+
+    Parameters
+    ----------
+    init : {"srcnn", "seeded"}
+        "srcnn" starts every scale from the shipped 9-1-5 weights (see
+        :meth:`_initial_state`); "seeded" trains x3 from scratch and fine-tunes x2/x4 from it.
     """
 
     name = "srcnn_955"
     label = "SRCNN 9-5-5"
     version = "1"
     arch_kwargs = {"kernels": (9, 5, 5), "filters": (64, 32)}
+
+    def _initial_state(self, images, scale):
+        """Start from the shipped 9-1-5 SRCNN of the same scale when ``init="srcnn"``.
+
+        The 9-1-5 weights embed exactly in 9-5-5: the 1x1 middle filters become the centre
+        taps of 5x5 filters whose other taps are zero, so training starts from the 9-1-5
+        network's function and only has to learn what the wider middle layer adds. This
+        saves most of the (7x more expensive) 9-5-5 training on a CPU.
+        """
+        if self.init != "srcnn":
+            return super()._initial_state(images, scale)
+        small = SRCNNMethod(device="cpu")
+        try:
+            small.load(scales=[scale])
+        except ArtifactError:
+            small.fit(images, scale)
+        tensors = widen_middle_layer(small.artifacts_[scale], 5)
+        return tensors, {"from": "srcnn", "from_scale": scale,
+                         "from_artifact": small.artifact_hash(scale), "trained": "all"}
 
     def __init__(
         self,
@@ -306,6 +349,7 @@ class SRCNN955Method(_SRCNNBase):
         patch_size: int = 33,
         stride: int = 14,
         augment: bool = False,
+        init: str = "srcnn",
         holdout: int = 5,
         seed: int = 0,
         device: str = "auto",
@@ -363,8 +407,8 @@ class FSRCNNMethod(_LRSpaceBase):
     def __init__(
         self,
         *,
-        epochs: int = 200,
-        finetune_epochs: int = 60,
+        epochs: int = 100,
+        finetune_epochs: int = 20,
         batch_size: int = 64,
         lr: float = 1e-3,
         lr_final: float = 1e-5,
@@ -409,8 +453,8 @@ class ESPCNMethod(_LRSpaceBase):
     def __init__(
         self,
         *,
-        epochs: int = 200,
-        finetune_epochs: int = 60,
+        epochs: int = 120,
+        finetune_epochs: int = 20,
         batch_size: int = 64,
         lr: float = 1e-3,
         lr_final: float = 1e-5,

@@ -224,6 +224,8 @@ def test_method_fit_save_load_upscale(cls, tmp_path):
                   checkpoint_dir=str(tmp_path / "ckpt"), device="cpu")
     if cls in (cnn.FSRCNNMethod, cnn.ESPCNMethod):
         kwargs.update(patch_size=20, stride=10)
+    if cls is cnn.SRCNN955Method:
+        kwargs.update(init="seeded")  # "srcnn" needs shipped 9-1-5 weights
     method = cls(**kwargs)
     assert {"device", "resume", "checkpoint_dir"} <= method.runtime_params
     assert "device" not in method.key_params() and "epochs" in method.key_params()
@@ -248,6 +250,19 @@ def test_method_fit_save_load_upscale(cls, tmp_path):
     assert loaded.fitted_scales == {2, 3}
     for scale in (2, 3):
         np.testing.assert_array_equal(loaded.upscale(lr, scale), method.upscale(lr, scale))
+
+
+def test_srcnn_915_weights_embed_exactly_in_955():
+    torch.manual_seed(0)
+    small = models.SRCNN(kernels=(9, 1, 5), filters=(8, 4))
+    tensors = {k: v.numpy() for k, v in small.state_dict().items()}
+    wide = models.SRCNN(kernels=(9, 5, 5), filters=(8, 4))
+    wide.load_state_dict({k: torch.from_numpy(v)
+                          for k, v in cnn.widen_middle_layer(tensors, 5).items()})
+    x = torch.rand(1, 1, 30, 26)
+    with torch.no_grad():
+        np.testing.assert_allclose(wide(x, pad=True).numpy(), small(x, pad=True).numpy(),
+                                   atol=1e-6)
 
 
 def test_fsrcnn_fine_tune_changes_only_the_deconvolution(tmp_path):
