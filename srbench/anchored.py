@@ -49,9 +49,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Rows of test features correlated with the dictionary at once: bounds the
-#: (chunk, n_atoms) correlation matrix to ~32 MB in float32.
-_CHUNK = 8192
+#: Rows of test features correlated with the dictionary at once. A (512, 1024) float32
+#: block (2 MB) stays in cache between the product, abs and argmax: twice as fast as
+#: large blocks, which make those passes memory-bound.
+_CHUNK = 512
 
 
 # ----------------------------------------------------------------------------- dictionaries
@@ -492,7 +493,8 @@ def anchor_atoms(y: np.ndarray, Dl: np.ndarray, *, chunk: int = _CHUNK) -> np.nd
     out = np.empty(y.shape[0], dtype=np.int64)
     for start in range(0, y.shape[0], chunk):
         corr = y[start : start + chunk] @ Dl
-        out[start : start + chunk] = np.argmax(np.abs(corr), axis=1)
+        np.abs(corr, out=corr)
+        out[start : start + chunk] = np.argmax(corr, axis=1)
     return out
 
 

@@ -20,7 +20,7 @@ from srbench.nnls import nnls_gram
 __all__ = ["lle_weights", "ne_residuals", "nearest_atoms"]
 
 #: Patches processed together: bounds the (chunk, K, K) and (chunk, K, p) stacks.
-_CHUNK = 4096
+_CHUNK = 2048
 
 
 def nearest_atoms(corr: np.ndarray, k: int) -> np.ndarray:
