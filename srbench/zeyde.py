@@ -487,6 +487,17 @@ def _reconstruct(DT: np.ndarray, idx: np.ndarray, coef: np.ndarray) -> np.ndarra
     return np.einsum("nk,nkd->nd", coef, DT[idx])
 
 
+def _rmse(X: np.ndarray, DT: np.ndarray, idx: np.ndarray, coef: np.ndarray) -> float:
+    """Root-mean-square representation error, in chunks: the (n, T, d) gather of all
+    signals at once would take ~1 GB at x2."""
+    total = 0.0
+    for start in range(0, X.shape[0], 65536):
+        sl = slice(start, start + 65536)
+        err = X[sl] - _reconstruct(DT, idx[sl], coef[sl])
+        total += float(np.einsum("nd,nd->", err, err))
+    return float(np.sqrt(total / X.size))
+
+
 def ksvd(
     signals: np.ndarray,
     n_atoms: int = 1024,
@@ -554,8 +565,7 @@ def ksvd(
         idx, coef = omp(DT.T, X, sparsity)
         unused = np.ones(n, dtype=bool)  # signals not yet used to replace an atom
         replaced = _update_atoms(X, DT, idx, coef, unused, rng)
-        err = X - _reconstruct(DT, idx, coef)
-        rmse = float(np.sqrt(np.mean(err * err)))
+        rmse = _rmse(X, DT, idx, coef)
         cleared = _clear_dictionary(X, DT, idx, coef, unused, replaced, rng, muthresh, use_thresh)
         log.debug(
             "K-SVD iteration %d/%d: RMSE %.6g, replaced %d atoms",
@@ -704,8 +714,7 @@ def learn_dictionaries(
     gg = (gamma @ gamma.T).toarray()
     pg = np.asarray((gamma @ residuals.astype(np.float64)))  # (n_atoms, (3s)^2) = (P Gamma^T)^T
     Dh = np.linalg.lstsq(gg, pg, rcond=None)[0].T
-    fitted = _reconstruct(np.ascontiguousarray(Dl.T), *_sparse_rows(gamma, sparsity))
-    rmse_lr = float(np.sqrt(np.mean((y - fitted) ** 2)))
+    rmse_lr = _rmse(y, np.ascontiguousarray(Dl.T), *_sparse_rows(gamma, sparsity))
     stats = {
         "train_overlap": int(overlap),
         "n_samples": int(y.shape[0]),
