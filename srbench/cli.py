@@ -348,14 +348,47 @@ def train(
             raise ValueError(f"{cls.name} has no --{key} option")
     images = load_training_images(train_dir)
     console.print(f"training {cls.label} on {len(images)} images, scales {scales}")
+    if "progress" in params:
+        instance.set_params(progress=True)
     for scale in _scales(scales):
         instance.check_scale(scale)
-        instance.fit(images, scale)
+        bars: list[_TrainBar] = []
+        if "progress" not in params:
+            instance.progress_callback = lambda done, total, info, s=scale: _train_bar(bars, cls.label, s, total).update(done, info)
+        try:
+            instance.fit(images, scale)
+        finally:
+            for bar in bars:
+                bar.close()
         target = instance.save(out)
         manifest = instance.manifests_[scale]
         console.print(
             f"x{scale}: {manifest.get('duration_s', '?')} s, saved to {target / f'x{scale}.safetensors'}"
         )
+
+
+class _TrainBar:
+    def __init__(self, description: str, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=err_console,
+        )  # fmt: skip
+        self.task = self.progress.add_task(description, total=total, info="")
+        self.progress.start()
+
+    def update(self, done: int, info: object = "") -> None:
+        self.progress.update(self.task, completed=done, info=str(info))
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def _train_bar(bars: list[_TrainBar], label: str, scale: int, total: int) -> _TrainBar:
+    if not bars:
+        bars.append(_TrainBar(f"{label} x{scale}", total))
+    return bars[0]
 
 
 # ---------------------------------------------------------------------------- upscale

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -81,6 +81,9 @@ class Method:
     version: ClassVar[str] = "1"
     citation: ClassVar[str] = ""
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    #: Optional hook a front end sets before ``fit`` (not a hyperparameter): long training
+    #: loops call ``progress_callback(done, total, info)`` to drive a progress bar.
+    progress_callback: Callable[[int, int, str], None] | None = None
     #: Parameters that do not change outputs (device, resume, progress, checkpoint paths):
     #: left out of the result key.
     runtime_params: ClassVar[frozenset[str]] = frozenset()
@@ -241,7 +244,9 @@ class Method:
         for scale, tensors in self.artifacts_.items():
             stem = directory / f"x{scale}"
             tmp = stem.with_suffix(".tmp")
-            save_file(tensors, str(tmp), metadata={"method": self.name, "scale": str(scale)})
+            # No header metadata: safetensors writes it in varying key order, which would
+            # make identical tensors hash differently; the JSON manifest says what it is.
+            save_file(tensors, str(tmp))
             tmp.replace(stem.with_suffix(ARTIFACT_SUFFIX))
             manifest = dict(self.manifests_[scale])
             manifest["artifact_sha256"] = file_hash(stem.with_suffix(ARTIFACT_SUFFIX))
