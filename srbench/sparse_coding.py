@@ -9,7 +9,8 @@ This is the CVPR'08 variant ("L1SR") that the ANR, A+ and SRCNN comparison table
   LR pixel), each described by its ``2*patch`` square window of the four maps and
   reconstructed as a ``scale*patch`` square HR patch;
 * a feature ``y`` is divided by its norm when that norm exceeds 1, coded by a
-  non-negative lasso ``min lam * 1'w + 1/2 ||y - Dl w||^2, w >= 0`` and the HR patch is
+  non-negative lasso ``min lam * 1'w + 1/2 ||y - Dl w||^2, w >= 0`` (solved by a LARS
+  homotopy with SparseLab's stopping rule, :func:`nonneg_lars`) and the HR patch is
   ``Dh w`` times the same norm, plus the mean of the mid-resolution patch;
 * overlapping HR patches are averaged; the uncovered frame is filled by bicubic.
 
@@ -25,7 +26,7 @@ functions that need it.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -365,8 +366,12 @@ def nonneg_lars(
 
     Notes
     -----
-    Ties (two atoms joining or leaving at the same step) are broken by taking one atom;
-    SparseLab takes all within ``zero_tol``. With real-valued data ties do not occur.
+    Atoms that join at the same step (within ``zero_tol``) all join, as in SparseLab; of
+    several coefficients reaching zero at once only one leaves (exact ties there do not
+    occur with real-valued data). As in SparseLab, events closer than ``zero_tol`` to the
+    previous one are ignored, so an atom that should join right after another event may
+    join late or not at all; the result is then slightly off the exact lasso path. This is
+    rare and it is the reference's behaviour.
     """
     if stop not in ("reference", "exact"):
         raise ValueError(f"stop must be 'reference' or 'exact', got {stop!r}")
@@ -674,7 +679,7 @@ def learn_coupled_dictionary(
         raise ValueError(f"need at least {n_atoms} training rows, got {joint.shape[0]}")
     init = joint[rng.choice(joint.shape[0], size=n_atoms, replace=False)].copy()
     steps_per_epoch = int(np.ceil(joint.shape[0] / batch_size))
-    bar = _progress(epochs * steps_per_epoch) if progress else None
+    bar = _Bar(epochs * steps_per_epoch) if progress else None
 
     def callback(_locals: dict) -> None:
         if bar is not None:
@@ -740,6 +745,3 @@ class _Bar:
         if self._rich is not None:
             self._rich.stop()
 
-
-def _progress(total: int) -> Iterator[int]:
-    return _Bar(total)
