@@ -167,6 +167,14 @@ class APlus(_Anchored):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         from srbench.anchored import aplus_regressors, collect_pyramid, normalise_samples
 
+        callback = self.progress_callback
+
+        def stage(start: int, stop: int, what: str):
+            """Map a stage's completed fraction onto a 0-100 bar (collection is ~20%)."""
+            if callback is None:
+                return None
+            return lambda fraction: callback(int(start + (stop - start) * fraction), 100, what)
+
         t0 = time.perf_counter()
         lo, hi = collect_pyramid(
             images,
@@ -175,11 +183,19 @@ class APlus(_Anchored):
             levels=self.levels,
             factor=self.factor,
             max_samples=self.samples,
+            progress=stage(0, 20, "collecting samples"),
         )
         t1 = time.perf_counter()
         log.info("A+ x%d: %d samples collected in %.1f s", scale, lo.shape[0], t1 - t0)
         normalise_samples(lo, hi)
-        p = aplus_regressors(lo, hi, tensors["Dl"], neighbourhood=self.neighborhood, lam=self.lam)
+        p = aplus_regressors(
+            lo,
+            hi,
+            tensors["Dl"],
+            neighbourhood=self.neighborhood,
+            lam=self.lam,
+            progress=stage(20, 100, f"nearest samples of {lo.shape[0]}"),
+        )
         t2 = time.perf_counter()
         log.info("A+ x%d: regressors in %.1f s", scale, t2 - t1)
         info = {

@@ -284,7 +284,7 @@ def collect_pyramid(
     levels: int = 12,
     factor: float = 0.98,
     max_samples: int = 5_000_000,
-    progress: Callable[[int, int], Any] | None = None,
+    progress: Callable[[float], Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A+ training samples (``collectSamplesScales.m``), in collection order.
 
@@ -308,7 +308,8 @@ def collect_pyramid(
     max_samples : int
         Keep the first this many samples.
     progress : callable, optional
-        ``progress(samples_so_far, max_samples)`` after every image.
+        ``progress(fraction_done)`` after every image: the larger of the share of
+        ``max_samples`` collected and the share of (level, image) pairs visited.
 
     Returns
     -------
@@ -325,9 +326,11 @@ def collect_pyramid(
     lo = np.empty((max_samples, V.shape[1]), dtype=np.float32)
     hi = np.empty((max_samples, size * size), dtype=np.float32)
     n = 0
+    visits, total_visits = 0, max(1, levels * len(images))
     for level in range(levels):
         ratio = factor**level
         for image in images:
+            visits += 1
             image = np.asarray(image)
             hr = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
             if level:
@@ -344,7 +347,7 @@ def collect_pyramid(
             hi[n : n + take] = extract_patches(hr - mid, grid, size)
             n += take
             if progress is not None:
-                progress(n, max_samples)
+                progress(min(1.0, max(n / max_samples, visits / total_visits)))
             if n >= max_samples:
                 return lo, hi
     return lo[:n], hi[:n]
@@ -374,7 +377,7 @@ def nearest_samples(
     *,
     chunk: int = 1 << 17,
     atom_block: int = 128,
-    progress: Callable[[int, int], Any] | None = None,
+    progress: Callable[[float], Any] | None = None,
 ) -> np.ndarray:
     """Indices of the ``count`` samples nearest (Euclidean) to every atom.
 
@@ -391,7 +394,7 @@ def nearest_samples(
     chunk, atom_block : int
         Samples and atoms per block.
     progress : callable, optional
-        ``progress(samples_done, n)`` after every chunk.
+        ``progress(fraction_done)`` after every chunk of samples.
 
     Returns
     -------
@@ -423,7 +426,7 @@ def nearest_samples(
             best_d[a0:a1] = np.take_along_axis(cand_d, keep, axis=1)
             best_i[a0:a1] = np.take_along_axis(cand_i, keep, axis=1)
         if progress is not None:
-            progress(min(n, start + chunk), n)
+            progress(min(n, start + chunk) / n)
     best_d += atom_sq[:, None]
     order = np.lexsort((best_i, best_d), axis=1)
     return np.take_along_axis(best_i, order, axis=1)
@@ -437,7 +440,7 @@ def aplus_regressors(
     neighbourhood: int = 2048,
     lam: float = 0.1,
     atom_block: int = 32,
-    progress: Callable[[int, int], Any] | None = None,
+    progress: Callable[[float], Any] | None = None,
 ) -> np.ndarray:
     """A+ per-atom regressors ``Hi (Lo^T Lo + lam I)^-1 Lo^T`` on each atom's nearest samples.
 
@@ -456,14 +459,15 @@ def aplus_regressors(
     atom_block : int
         Atoms whose regressors are solved together.
     progress : callable, optional
-        ``progress(stage, fraction)``-style callback: ``progress(done, total)`` on the
-        nearest-sample search.
+        ``progress(fraction_done)``: the nearest-sample search counts for 90%, the
+        regressor solves for the rest.
 
     Returns
     -------
     ndarray, shape (n_atoms, p, k), float64
     """
-    neighbours = nearest_samples(lo, Dl, neighbourhood, progress=progress)
+    search = None if progress is None else (lambda f: progress(0.9 * f))
+    neighbours = nearest_samples(lo, Dl, neighbourhood, progress=search)
     n_atoms = Dl.shape[1]
     out = np.empty((n_atoms, hi.shape[1], lo.shape[1]))
     for a0 in range(0, n_atoms, atom_block):
@@ -471,6 +475,8 @@ def aplus_regressors(
         lo_n = lo[idx].transpose(0, 2, 1)  # (b, k, count)
         hi_n = hi[idx].transpose(0, 2, 1)  # (b, p, count)
         out[a0 : a0 + atom_block] = ridge_regressors(lo_n, hi_n, lam)
+        if progress is not None:
+            progress(0.9 + 0.1 * min(n_atoms, a0 + atom_block) / n_atoms)
     return out
 
 

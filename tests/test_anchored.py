@@ -171,3 +171,18 @@ def test_anchored_plugin_fit_upscale_and_round_trip(name, tiny_dictionaries, tmp
     for key, value in tensors.items():
         assert again.artifacts_[2][key].tobytes() == value.tobytes()
     assert again.upscale(lr, 2).tobytes() == out.tobytes()
+
+
+def test_aplus_training_reports_monotonic_progress(tiny_dictionaries):
+    from srbench.registry import get_registry
+
+    folder, images = tiny_dictionaries
+    method = get_registry().get("aplus")(
+        neighborhood=64, levels=2, samples=2000, dictionary_dir=str(folder)
+    )
+    calls = []
+    method.progress_callback = lambda done, total, info: calls.append((done, total))
+    method.fit(images, 2)
+    done = [d for d, _ in calls]
+    assert calls and all(total == 100 for _, total in calls)
+    assert done == sorted(done) and done[-1] == 100
