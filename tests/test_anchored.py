@@ -186,3 +186,14 @@ def test_aplus_training_reports_monotonic_progress(tiny_dictionaries):
     done = [d for d, _ in calls]
     assert calls and all(total == 100 for _, total in calls)
     assert done == sorted(done) and done[-1] == 100
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (4, 6)])
+def test_images_smaller_than_one_window_upscale_to_bicubic(shape, tiny_dictionaries):
+    from srbench.protocol import imresize
+    from srbench.registry import get_registry
+
+    folder, images = tiny_dictionaries
+    method = get_registry().get("anr")(neighborhood=8, dictionary_dir=str(folder)).fit(images, 2)
+    lr = np.linspace(0.2, 0.8, shape[0] * shape[1], dtype=np.float32).reshape(shape)
+    np.testing.assert_allclose(method.upscale(lr, 2), np.clip(imresize(lr, 2), 0, 1))
