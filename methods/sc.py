@@ -78,8 +78,6 @@ class SC(Method):
         the same exact solution from scikit-learn's ``sparse_encode`` (slower).
     seed : int
         Seed of the patch sampling and of the dictionary learning.
-    progress : bool
-        Show a progress bar while training (does not change outputs).
     """
 
     name = "sc"
@@ -91,7 +89,6 @@ class SC(Method):
         "J. Yang, J. Wright, T. Huang, Y. Ma, Image super-resolution as sparse "
         "representation of raw image patches, CVPR 2008"
     )
-    runtime_params = frozenset({"progress"})
 
     def __init__(
         self,
@@ -107,7 +104,6 @@ class SC(Method):
         train_max_iter: int = 1000,
         solver: str = "reference",
         seed: int = 0,
-        progress: bool = False,
     ) -> None:
         self.n_atoms = n_atoms
         self.lam = lam
@@ -120,7 +116,6 @@ class SC(Method):
         self.train_max_iter = train_max_iter
         self.solver = solver
         self.seed = seed
-        self.progress = progress
 
     # ------------------------------------------------------------------ training
     def _fit_scale(self, images, scale):
@@ -138,7 +133,8 @@ class SC(Method):
             seed=self.seed,
             algorithm=self.train_algorithm,
             code_max_iter=self.train_max_iter,
-            progress=self.progress,
+            # The front end's hook (srbench train's progress bar), if it set one.
+            callback=self.progress_callback,
         )
         tensors = {"dh": dh.astype(np.float32), "dl": dl.astype(np.float32)}
         return tensors, {"training_patches": int(sample.hr.shape[0]), **info}

@@ -26,7 +26,7 @@ functions that need it.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -629,7 +629,7 @@ def learn_coupled_dictionary(
     seed: int = 0,
     algorithm: str = "cd",
     code_max_iter: int = 1000,
-    progress: bool = False,
+    callback: Callable[[int, int, str], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Learn the coupled dictionaries ``Dh`` and ``Dl`` as Yang's ``coupled_dic_train``.
 
@@ -659,8 +659,8 @@ def learn_coupled_dictionary(
         faster here.
     code_max_iter : int
         Iteration cap of each training lasso solve.
-    progress : bool
-        Show a progress bar.
+    callback : callable, optional
+        Called as ``callback(done, total, info)`` after every mini-batch (progress bars).
 
     Returns
     -------
@@ -678,12 +678,13 @@ def learn_coupled_dictionary(
     if joint.shape[0] < n_atoms:
         raise ValueError(f"need at least {n_atoms} training rows, got {joint.shape[0]}")
     init = joint[rng.choice(joint.shape[0], size=n_atoms, replace=False)].copy()
-    steps_per_epoch = int(np.ceil(joint.shape[0] / batch_size))
-    bar = _Bar(epochs * steps_per_epoch) if progress else None
+    total = epochs * int(np.ceil(joint.shape[0] / batch_size))
+    done = 0
 
-    def callback(_locals: dict) -> None:
-        if bar is not None:
-            next(bar)
+    def on_step(_locals: dict) -> None:
+        nonlocal done
+        done += 1
+        callback(done, total, f"{joint.shape[0]} rows, {n_atoms} atoms")
 
     learner = MiniBatchDictionaryLearning(
         n_components=n_atoms,
@@ -695,7 +696,7 @@ def learn_coupled_dictionary(
         shuffle=True,
         dict_init=init,
         random_state=seed,
-        callback=callback,
+        callback=on_step if callback is not None else None,
         # Run the requested epochs: the early-stopping heuristics would make the result
         # depend on noisy mini-batch costs.
         tol=0.0,
@@ -708,8 +709,6 @@ def learn_coupled_dictionary(
         # deliberate speed/accuracy trade-off of the training, not a fault.
         warnings.simplefilter("ignore", ConvergenceWarning)
         learner.fit(joint)
-    if bar is not None:
-        bar.close()
     atoms = learner.components_.T  # (dh + dl, n_atoms)
     dh_dim = sample.hr.shape[1]
     dh, dl = atoms[:dh_dim], atoms[dh_dim:]
@@ -717,31 +716,4 @@ def learn_coupled_dictionary(
     dl = dl / np.maximum(np.linalg.norm(dl, axis=0, keepdims=True), 1e-12)
     info = {"training_rows": int(joint.shape[0]), "steps": int(learner.n_steps_)}
     return dh, dl, info
-
-
-class _Bar:
-    """A minimal progress bar on stderr (rich when available) driven by ``next()``."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.done = 0
-        self._rich = None
-        try:
-            from rich.progress import Progress
-
-            self._rich = Progress(transient=True)
-            self._rich.start()
-            self._task = self._rich.add_task("dictionary learning", total=total)
-        except Exception:  # noqa: BLE001 - a missing bar must never stop training
-            self._rich = None
-
-    def __next__(self) -> int:
-        self.done += 1
-        if self._rich is not None:
-            self._rich.update(self._task, completed=self.done)
-        return self.done
-
-    def close(self) -> None:
-        if self._rich is not None:
-            self._rich.stop()
 

@@ -375,3 +375,13 @@ def test_import_is_cheap():
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_progress_callback_sees_every_step():
+    from methods.sc import SC
+
+    calls = []
+    method = SC(n_atoms=8, n_samples=100, epochs=2, batch_size=50)
+    method.progress_callback = lambda done, total, info: calls.append((done, total))
+    method.fit(_smooth_images(2, 40), 2)
+    assert calls and calls[-1][0] == calls[-1][1] == method.manifests_[2]["steps"]
