@@ -23,7 +23,6 @@ regressors stacked as ``(n_atoms, p, k)``.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -536,9 +535,3 @@ def apply_regressors(y: np.ndarray, anchors: np.ndarray, regressors: np.ndarray)
         out[order[lo:hi]] = ys[lo:hi] @ regressors[atom].T
     return out
 
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    """Run ``fn`` and return its result with the elapsed seconds."""
-    start = time.perf_counter()
-    result = fn()
-    return result, round(time.perf_counter() - start, 3)
