@@ -44,7 +44,7 @@ class ArtifactError(MethodError):
 
 MANIFEST_SUFFIX = ".json"
 #: How far outside [0, 1] a raw output may stray before it counts as a wrong range.
-OUT_OF_RANGE_SLACK = 0.5
+OUT_OF_RANGE_SLACK = 1.0
 ARTIFACT_SUFFIX = ".safetensors"
 
 
