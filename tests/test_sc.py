@@ -256,7 +256,7 @@ def _loop_reference(lr, scale, dh, dl, lam, exact):
                 code = _nnls_reference(dl.T, y, lam)
             else:
                 code = _sparselab_path(dl.T, y, lam, exact=False)
-            patch = dh @ code * (norm if norm > 1 else 1.0) + mean
+            patch = dh @ code * (norm if norm > 1 else 1.0) * scale / 3 + mean
             total[scale * r : scale * r + hs, scale * c : scale * c + hs] += patch.reshape(hs, hs)
             count[scale * r : scale * r + hs, scale * c : scale * c + hs] += 1
     out = bicubic.copy()
