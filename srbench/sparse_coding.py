@@ -363,8 +363,9 @@ def nonneg_lars(
         ``"exact"`` stops on the path exactly at ``lam``: the lasso solution for ``lam``,
         the same as :func:`nonneg_lasso`. ``"reference"`` reproduces SparseLab's test:
         it checks the multiplier *before* each step, so it stops only after the step that
-        starts at the first breakpoint at or below ``lam``, i.e. one full breakpoint past
-        it. That is what produced the published SC numbers (a less shrunk code).
+        starts at the first breakpoint at or below ``lam``, i.e. at the second breakpoint
+        below ``lam``. That is what produced the published SC numbers (a less shrunk
+        code).
         Signals with ``max(D y) < lam`` get ``w = 0`` in both modes.
     gram : ndarray, optional
         ``dictionary @ dictionary.T`` if already computed.
@@ -604,8 +605,8 @@ def sample_training_patches(
     hr_rows, lr_rows = [], []
     for hr, count in zip(prepared, counts):
         lr = imresize(hr, 1.0 / scale)
-        # Positions whose mid window and HR patch are inside the image; the reference also
-        # stays clear of the last lz+1 LR rows and columns.
+        # Start positions 0 .. len-patch-lz-1: the mid window and the HR patch stay inside
+        # the image with a margin (the reference's randperm range is one position shorter).
         n_r = lr.shape[0] - patch - MID_FACTOR
         n_c = lr.shape[1] - patch - MID_FACTOR
         if count == 0 or n_r < 1 or n_c < 1:
