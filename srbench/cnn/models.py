@@ -66,9 +66,8 @@ class SRCNN(nn.Module):
                 x = F.relu(x, inplace=True)
         return x
 
-    def lr_multipliers(self) -> dict[str, float]:
-        """Per-parameter learning-rate multipliers: the paper trains the last layer 10x slower."""
-        return {"conv3.weight": 0.1, "conv3.bias": 0.1}
+    #: Parameters of the output layer (the papers train it 10x slower; see TrainConfig).
+    output_params = ("conv3.weight", "conv3.bias")
 
 
 class ESPCN(nn.Module):
@@ -100,8 +99,7 @@ class ESPCN(nn.Module):
         # s*i + (s-1)/2 is exactly where MATLAB imresize puts LR pixel i: no offset to fix.
         return F.pixel_shuffle(x, self.scale)
 
-    def lr_multipliers(self) -> dict[str, float]:
-        return {"conv3.weight": 0.1, "conv3.bias": 0.1}
+    output_params = ("conv3.weight", "conv3.bias")
 
 
 def deconv_geometry(scale: int, kernel: int = 9) -> tuple[int, int, int]:
@@ -166,9 +164,7 @@ class FSRCNN(nn.Module):
         c = 2 * self.scale
         return y[..., c : y.shape[-2] - c, c : y.shape[-1] - c]
 
-    def lr_multipliers(self) -> dict[str, float]:
-        """The paper trains the deconvolution 10x slower than the convolutions."""
-        return {"deconv.weight": 0.1, "deconv.bias": 0.1}
+    output_params = ("deconv.weight", "deconv.bias")
 
 
 def build_model(arch: str, scale: int, **kwargs) -> nn.Module:

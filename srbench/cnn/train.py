@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,10 @@ class TrainConfig:
     trainable : sequence of str, optional
         Only parameters whose names start with one of these prefixes are trained (FSRCNN's
         deconvolution-only fine-tuning); all when None.
+    output_lr_factor : float
+        Learning-rate factor of the network's output layer (its ``output_params``). The
+        papers use 0.1 with SGD; with Adam, whose steps do not scale with the gradient, 0.1
+        makes a network that must learn its whole output (ESPCN, FSRCNN) learn very slowly.
     """
 
     epochs: int
@@ -60,6 +64,7 @@ class TrainConfig:
     seed: int = 0
     augment: bool = False
     trainable: Sequence[str] | None = None
+    output_lr_factor: float = 0.1
 
 
 @dataclass
@@ -190,7 +195,7 @@ def train(
     build : callable
         Returns a fresh network (called after seeding, so its init is reproducible). The
         network's ``forward(x, pad=False)`` maps a batch of inputs to label-sized outputs;
-        an optional ``lr_multipliers()`` gives per-parameter learning-rate factors.
+        an optional ``output_params`` attribute names the output layer's parameters.
     inputs, labels : ndarray, float32, shapes (N, 1, h, w) and (N, 1, H, W)
     cfg : TrainConfig
     device : {"auto", "cpu", "cuda", ...}
@@ -222,7 +227,7 @@ def train(
     # tensor cores on CUDA); the weights are exported contiguous at the end.
     model.to(dev, memory_format=torch.channels_last).train()
 
-    multipliers = getattr(model, "lr_multipliers", dict)()
+    multipliers = {name: cfg.output_lr_factor for name in getattr(model, "output_params", ())}
     groups: dict[float, list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if cfg.trainable is not None and not any(name.startswith(p) for p in cfg.trainable):
@@ -334,7 +339,13 @@ def train(
 
 def _without_epochs(fingerprint: dict[str, Any]) -> Any:
     plain = _plain(fingerprint)
-    plain.get("config", {}).pop("epochs", None)
+    config = plain.setdefault("config", {})
+    # Settings added to TrainConfig later are absent from older checkpoints: those runs
+    # used the default, so fill it in rather than refuse to resume them.
+    for item in fields(TrainConfig):
+        if item.name not in config and item.default is not MISSING:
+            config[item.name] = _plain(item.default)
+    config.pop("epochs", None)
     return plain
 
 
