@@ -283,8 +283,8 @@ class SRCNNMethod(_SRCNNBase):
     def __init__(
         self,
         *,
-        epochs: int = 70,
-        finetune_epochs: int = 40,
+        epochs: int = 110,
+        finetune_epochs: int = 70,
         batch_size: int = 128,
         lr: float = 1e-3,
         lr_final: float = 1e-5,
