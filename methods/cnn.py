@@ -344,8 +344,8 @@ class SRCNN955Method(_SRCNNBase):
     def __init__(
         self,
         *,
-        epochs: int = 8,
-        finetune_epochs: int = 8,
+        epochs: int = 24,
+        finetune_epochs: int = 20,
         batch_size: int = 128,
         lr: float = 1e-4,
         lr_final: float = 1e-6,
