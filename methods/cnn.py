@@ -38,6 +38,8 @@ class _CNNMethod(Method):
     trainable = True
     devices = ("cpu", "cuda")
     runtime_params = frozenset({"device", "resume", "checkpoint_dir", "progress", "threads"})
+    # x3 trains from scratch; x2 and x4 fine-tune from it.
+    base_scale = 3
 
     arch: ClassVar[str] = ""
     arch_kwargs: ClassVar[dict[str, Any]] = {}

@@ -350,7 +350,9 @@ def train(
     console.print(f"training {cls.label} on {len(images)} images, scales {scales}")
     if "progress" in params:
         instance.set_params(progress=True)
-    for scale in _scales(scales):
+    # The base scale first: the others start from its freshly trained artifacts.
+    ordered = sorted(_scales(scales), key=lambda s: s != cls.base_scale)
+    for scale in ordered:
         instance.check_scale(scale)
         bars: list[_TrainBar] = []
         if "progress" not in params:

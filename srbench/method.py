@@ -81,6 +81,9 @@ class Method:
     version: ClassVar[str] = "1"
     citation: ClassVar[str] = ""
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    #: The scale trained from scratch when the others start from it (CNNs fine-tune x2/x4
+    #: from x3); ``srbench train`` fits it first. None: scales are independent.
+    base_scale: ClassVar[int | None] = None
     #: Optional hook a front end sets before ``fit`` (not a hyperparameter): long training
     #: loops call ``progress_callback(done, total, info)`` to drive a progress bar.
     progress_callback: Callable[[int, int, str], None] | None = None

@@ -69,3 +69,31 @@ class Slow(Method):
         time.sleep(0.3)
         return imresize(lr, scale)
 '''
+
+# Trainable; records the order in which scales are fitted.
+ORDERLY = '''
+import os
+import numpy as np
+from srbench import Method, register
+from srbench.protocol import imresize
+
+
+@register
+class Orderly(Method):
+    name = "orderly"
+    label = "Orderly"
+    scales = frozenset({2, 3, 4})
+    trainable = True
+    base_scale = 3
+
+    def __init__(self, *, gain=1.0):
+        self.gain = gain
+
+    def _fit_scale(self, images, scale):
+        with open(os.environ["ORDER_LOG"], "a") as log:
+            log.write(f"{scale},")
+        return {"gain": np.array([self.gain], dtype=np.float32)}, {"images_seen": len(images)}
+
+    def _upscale(self, lr, scale):
+        return imresize(lr, scale) * float(self.artifacts_[scale]["gain"][0])
+'''

@@ -42,3 +42,27 @@ def test_upscale_writes_a_colour_image(tmp_path, isolated_env):
 def test_export_needs_a_known_format(tmp_path, isolated_env):
     out = srbench_cli("export", "--format", "xlsx", "--out", str(tmp_path / "x"), env=isolated_env)
     assert out.returncode == 1 and "unknown export format" in out.stderr
+
+
+def test_train_fits_the_base_scale_first_and_saves_artifacts(tmp_path, isolated_env):
+    import json
+
+    from tests import plugin_sources
+
+    plugin = tmp_path / "orderly.py"
+    plugin.write_text(plugin_sources.ORDERLY)
+    train_dir = tmp_path / "train"
+    train_dir.mkdir()
+    for seed in range(2):
+        Image.fromarray(natural_image((48, 48), seed=seed)).save(train_dir / f"t{seed}.png")
+    env = {**isolated_env, "ORDER_LOG": str(tmp_path / "order.txt")}
+    out = srbench_cli(
+        "train", "orderly", "-s", "2,3,4", "--plugin", str(plugin),
+        "--train-dir", str(train_dir), "--out", str(tmp_path / "w"), env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "order.txt").read_text() == "3,2,4,"
+    manifest = json.loads((tmp_path / "w" / "x2.json").read_text())
+    assert manifest["images_seen"] == 2 and manifest["training_images"] == 2
+    assert len(manifest["training_data_sha256"]) == 64 and manifest["artifact_sha256"]
+    assert (tmp_path / "w" / "x4.safetensors").exists()
