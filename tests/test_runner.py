@@ -16,8 +16,11 @@ from tests.conftest import natural_image
 
 
 def rows(store_path):
-    with sqlite3.connect(store_path) as db:
+    db = sqlite3.connect(store_path)
+    try:
         return db.execute("SELECT status, COUNT(*) FROM results GROUP BY status").fetchall()
+    finally:
+        db.close()
 
 
 def test_cache_force_and_counts(tmp_path, data_dir):
@@ -91,7 +94,12 @@ def test_killed_run_loses_nothing_and_resumes(tmp_path, data_dir, how):
         sys.executable, "-m", "srbench.cli", "run", "-m", "slow", "-d", "Set5", "-s", "2,3,4",
         "--plugin", str(plugin), "--store", str(store), "--data-dir", str(data_dir),
     ]  # fmt: skip
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell's background job inherits SIGINT as ignored (CI may start us that way); the
+    # child must see Ctrl-C as a user at a terminal would.
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     deadline = time.time() + 60
     done = 0
     while time.time() < deadline:
@@ -105,9 +113,10 @@ def test_killed_run_loses_nothing_and_resumes(tmp_path, data_dir, how):
                 break
     assert done >= 4, "the run never got going"
     proc.send_signal(signal.SIGKILL if how == "sigkill" else signal.SIGINT)
-    proc.communicate(timeout=30)
+    stdout, stderr = proc.communicate(timeout=30)
     if how == "sigint":
-        assert proc.returncode == 130
+        assert proc.returncode == 130, f"rc {proc.returncode}\n{stdout}\n{stderr}"
+        assert "finished results are kept" in stderr
     kept = sum(n for _, n in rows(store))
     assert 4 <= kept < 15
     again = subprocess.run(args, capture_output=True, text=True, timeout=120)
