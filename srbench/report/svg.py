@@ -90,14 +90,38 @@ def scatter_svg(section: Section, method_order: list[str], width: int = 560, hei
     if len(front) > 1:
         path = " ".join(f"{x(r.seconds):.1f},{y(r.psnr):.1f}" for r in front)
         parts.append(f'<polyline points="{path}" class="pareto"/>')
-    for r in sorted(points, key=lambda r: r.psnr):
+    placed: list[tuple[float, float, float, float]] = []
+    for r in sorted(points, key=lambda r: -r.psnr):
         px, py = x(r.seconds), y(r.psnr)
         colour = method_colour(r.method, method_order)
         tip = f"{r.label}: {r.psnr:.2f} dB, {r.seconds:.3g} s"
+        lx, ly = _label_position(px, py, r.label, placed, (left, top, left + plot_w + right - 4, top + plot_h))
+        leader = ""
+        if abs(ly - (py + 4)) > 1:
+            leader = f'<line x1="{px:.1f}" y1="{py:.1f}" x2="{lx - 2:.1f}" y2="{ly - 4:.1f}" class="leader"/>'
         parts.append(
-            f'<g class="point{" on-front" if r.pareto else ""}"><title>{escape(tip)}</title>'
+            f'<g class="point{" on-front" if r.pareto else ""}"><title>{escape(tip)}</title>{leader}'
             f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{6 if r.pareto else 5}" fill="{colour}"/>'
-            f'<text x="{px + 9:.1f}" y="{py + 4:.1f}" class="point-label">{escape(r.label)}</text></g>'
+            f'<text x="{lx:.1f}" y="{ly:.1f}" class="point-label">{escape(r.label)}</text></g>'
         )
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _label_position(
+    px: float, py: float, text: str, placed: list[tuple[float, float, float, float]],
+    bounds: tuple[float, float, float, float],
+) -> tuple[float, float]:
+    """Put a label right of its point, nudged up or down until it overlaps no other label."""
+    width, height = 6.6 * len(text) + 2, 13.0
+    for step in range(0, 15):
+        dy = (step + 1) // 2 * 13.0 * (1 if step % 2 else -1)
+        lx, ly = px + 9, py + 4 + dy
+        box = (lx, lx + width, ly - height + 3, ly + 3)
+        inside = bounds[1] <= box[2] and box[3] <= bounds[3] + 20
+        clash = any(box[0] < b[1] and b[0] < box[1] and box[2] < b[3] and b[2] < box[3] for b in placed)
+        if inside and not clash:
+            placed.append(box)
+            return lx, ly
+    placed.append((px + 9, px + 9 + width, py - 9, py + 7))
+    return px + 9, py + 4
