@@ -31,13 +31,18 @@ __all__ = ["ESPCNMethod", "FSRCNNMethod", "SRCNN955Method", "SRCNNMethod"]
 #: The scale every network is trained at from scratch; the others start from it.
 BASE_SCALE = 3
 
+#: Manifest fields kept for each earlier run when a training run warm-starts.
+_RUN_RECORD = ("hyperparameters", "epochs", "train_seconds", "device", "heldout_psnr", "history")
+
 
 class _CNNMethod(Method):
     """Common behaviour of the torch methods: training, caching of networks, inference."""
 
     trainable = True
     devices = ("cpu", "cuda")
-    runtime_params = frozenset({"device", "resume", "checkpoint_dir", "progress", "threads"})
+    runtime_params = frozenset(
+        {"device", "resume", "checkpoint_dir", "progress", "threads", "warm_start"}
+    )
     # x3 trains from scratch; x2 and x4 fine-tune from it.
     base_scale = 3
 
@@ -79,7 +84,9 @@ class _CNNMethod(Method):
 
     def _checkpoint_path(self, scale: int) -> Path:
         root = Path(self.checkpoint_dir) if self.checkpoint_dir else _repo_root() / "checkpoints"
-        return root / self.name / f"x{scale}.pt"
+        # A warm-started run has its own checkpoint: it must never resume a seeded one.
+        suffix = "-warm" if self.warm_start else ""
+        return root / self.name / f"x{scale}{suffix}.pt"
 
     def _base_weights(self, images: list[np.ndarray]) -> tuple[dict[str, np.ndarray], str]:
         """The x3 weights a fine-tune starts from: fitted here, shipped, or trained now."""
@@ -91,6 +98,28 @@ class _CNNMethod(Method):
                 self.fit(images, BASE_SCALE)
             tensors = self.artifacts_[BASE_SCALE]
         return tensors, self.artifact_hash(BASE_SCALE)
+
+    def _warm_state(
+        self, scale: int
+    ) -> tuple[dict[str, np.ndarray] | None, dict[str, Any] | None]:
+        """The current weights for ``scale`` and their record, when warm-starting."""
+        if not self.warm_start:
+            return None, None
+        if scale not in getattr(self, "artifacts_", {}):
+            try:
+                self.load(scales=[scale])
+            except ArtifactError:
+                return None, None  # nothing to continue from: train as usual
+        previous = self.manifests_.get(scale, {})
+        earlier = previous.get("init")
+        # A chain of warm starts keeps every run: the first run's own init, then each run.
+        runs = list(earlier["runs"]) if isinstance(earlier, dict) and "runs" in earlier else []
+        record = {key: previous.get(key) for key in _RUN_RECORD}
+        if not runs:
+            record["init"] = earlier
+        runs.append(record)
+        info = {"warm_start": True, "from_artifact": self.artifact_hash(scale), "runs": runs}
+        return dict(self.artifacts_[scale]), info
 
     def _initial_state(
         self, images: list[np.ndarray], scale: int
@@ -115,7 +144,9 @@ class _CNNMethod(Method):
         pairs = validation_pairs(held, scale)
         cfg = self._config(scale)
 
-        init_state, init_info = self._initial_state(images, scale)
+        init_state, init_info = self._warm_state(scale)
+        if init_state is None:
+            init_state, init_info = self._initial_state(images, scale)
 
         def build():
             net = models.build_model(self.arch, scale, **self.arch_kwargs)
@@ -270,6 +301,10 @@ class SRCNNMethod(_SRCNNBase):
     device : {"auto", "cpu", "cuda"}
     resume : bool
         Continue an interrupted training from its checkpoint.
+    warm_start : bool
+        Start from this method's current weights for the scale (fitted or shipped) instead
+        of the usual initialisation, and continue training them with a fresh schedule; the
+        manifest keeps the earlier runs' record. Like scikit-learn's ``warm_start``.
     checkpoint_dir : str, optional
         Where checkpoints go (default: ``checkpoints/`` in the repository).
     progress : bool
@@ -299,6 +334,7 @@ class SRCNNMethod(_SRCNNBase):
         seed: int = 0,
         device: str = "auto",
         resume: bool = False,
+        warm_start: bool = False,
         checkpoint_dir: str | None = None,
         progress: bool = True,
         threads: int | None = None,
@@ -361,6 +397,7 @@ class SRCNN955Method(_SRCNNBase):
         seed: int = 0,
         device: str = "auto",
         resume: bool = False,
+        warm_start: bool = False,
         checkpoint_dir: str | None = None,
         progress: bool = True,
         threads: int | None = None,
@@ -429,6 +466,7 @@ class FSRCNNMethod(_LRSpaceBase):
         seed: int = 0,
         device: str = "auto",
         resume: bool = False,
+        warm_start: bool = False,
         checkpoint_dir: str | None = None,
         progress: bool = True,
         threads: int | None = None,
@@ -476,6 +514,7 @@ class ESPCNMethod(_LRSpaceBase):
         seed: int = 0,
         device: str = "auto",
         resume: bool = False,
+        warm_start: bool = False,
         checkpoint_dir: str | None = None,
         progress: bool = True,
         threads: int | None = None,

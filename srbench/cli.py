@@ -326,6 +326,8 @@ def train(
     device: DeviceOpt = "auto",
     epochs: Annotated[int | None, typer.Option("--epochs", help="training epochs (CNNs)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = False,
+    warm_start: Annotated[bool, typer.Option("--warm-start", help="continue training the current weights (CNNs)")] = False,
+    settings: Annotated[list[str] | None, typer.Option("--set", help="override a parameter, KEY=VALUE (repeatable)")] = None,
     plugin: PluginOpt = None,
 ) -> None:
     """Learn a method's artifacts from T91 and save them (safetensors + JSON manifest)."""
@@ -338,14 +340,20 @@ def train(
         raise ValueError(f"{cls.name} has nothing to train")
     instance = cls()
     params = instance.get_params()
-    options = {"device": resolve_device(instance, device), "epochs": epochs, "resume": resume or None}
+    instance.set_params(**instance.parse_settings(settings or []))
+    options = {
+        "device": resolve_device(instance, device),
+        "epochs": epochs,
+        "resume": resume or None,
+        "warm_start": warm_start or None,
+    }
     for key, value in options.items():
         if value is None:
             continue
         if key in params:
             instance.set_params(**{key: value})
         elif key != "device":
-            raise ValueError(f"{cls.name} has no --{key} option")
+            raise ValueError(f"{cls.name} has no --{key.replace('_', '-')} option")
     images = load_training_images(train_dir)
     console.print(f"training {cls.label} on {len(images)} images, scales {scales}")
     if "progress" in params:

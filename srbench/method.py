@@ -117,6 +117,26 @@ class Method:
             setattr(self, key, value)
         return self
 
+    def parse_settings(self, settings: Sequence[str]) -> dict[str, Any]:
+        """Parameters from ``KEY=VALUE`` strings, each converted to its current value's type.
+
+        For command lines (``srbench train ksvd --set n_atoms=512``). Booleans accept
+        true/false/1/0/yes/no; ``none`` gives None.
+        """
+        known = self.get_params()
+        parsed: dict[str, Any] = {}
+        for item in settings:
+            key, sep, text = item.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or not key:
+                raise MethodError(f"{self.name}: expected KEY=VALUE, got {item!r}")
+            if key not in known:
+                raise MethodError(
+                    f"{self.name}: unknown parameter {key!r}; known: {sorted(known)}"
+                )
+            parsed[key] = _convert_setting(key, text.strip(), known[key])
+        return parsed
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
@@ -300,6 +320,31 @@ class Method:
             digest.update(str(array.shape).encode())
             digest.update(array.tobytes())
         return digest.hexdigest()[:16]
+
+
+def _convert_setting(key: str, text: str, current: Any) -> Any:
+    if text.lower() == "none":
+        return None
+    try:
+        if isinstance(current, bool):
+            words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+            return words[text.lower()]
+        if isinstance(current, int):
+            return int(text)
+        if isinstance(current, float):
+            return float(text)
+        if isinstance(current, tuple):
+            return tuple(type(current[0])(part) for part in text.split(",")) if current else ()
+    except (KeyError, ValueError, IndexError):
+        kind = type(current).__name__
+        raise MethodError(f"{key}={text!r}: expected a {kind} like {current!r}") from None
+    if current is None:  # no type to go by: a number if it reads as one
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+    return text
 
 
 def training_data_hash(images: Sequence[np.ndarray]) -> str:

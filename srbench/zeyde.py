@@ -508,6 +508,7 @@ def ksvd(
     *,
     muthresh: float = 0.99,
     use_thresh: int = 4,
+    codes: str = "final",
 ):
     """Learn a dictionary with K-SVD (Rubinstein's ksvdbox, approximate atom update).
 
@@ -542,6 +543,10 @@ def ksvd(
         Mutual coherence above which an atom is replaced.
     use_thresh : int
         Atoms used by fewer signals are replaced.
+    codes : {"final", "last_iteration"}
+        Which codes to return: an OMP coding with the final dictionary, or (as ksvdbox
+        does) the last iteration's codes after its atom updates, which predate that
+        iteration's clearing step.
 
     Returns
     -------
@@ -561,11 +566,15 @@ def ksvd(
     DT = X[rng.permutation(candidates)[:n_atoms]].copy()  # atoms as rows while learning
     DT /= np.linalg.norm(DT, axis=1, keepdims=True)
 
+    if codes not in ("final", "last_iteration"):
+        raise ValueError(f"codes must be 'final' or 'last_iteration', not {codes!r}")
     for it in range(n_iter):
         idx, coef = omp(DT.T, X, sparsity)
         unused = np.ones(n, dtype=bool)  # signals not yet used to replace an atom
         replaced = _update_atoms(X, DT, idx, coef, unused, rng)
         rmse = _rmse(X, DT, idx, coef)
+        if codes == "last_iteration" and it == n_iter - 1:
+            last = codes_to_sparse(idx, coef, n_atoms)
         cleared = _clear_dictionary(X, DT, idx, coef, unused, replaced, rng, muthresh, use_thresh)
         log.debug(
             "K-SVD iteration %d/%d: RMSE %.6g, replaced %d atoms",
@@ -574,6 +583,8 @@ def ksvd(
         if progress is not None:
             progress(it + 1, n_iter, rmse)
 
+    if codes == "last_iteration" and n_iter > 0:
+        return np.ascontiguousarray(DT.T), last
     idx, coef = omp(DT.T, X, sparsity)
     return np.ascontiguousarray(DT.T), codes_to_sparse(idx, coef, n_atoms)
 
@@ -674,6 +685,7 @@ def learn_dictionaries(
     progress: Callable[[int, int, float], Any] | None = None,
     info: dict[str, Any] | None = None,
     overlap: int = 1,
+    codes: str = "final",
 ) -> dict[str, np.ndarray]:
     """Zeyde's training (``learn_dict.m``): features, PCA, K-SVD ``Dl``, least-squares ``Dh``.
 
@@ -693,6 +705,8 @@ def learn_dictionaries(
         Training grid overlap in LR pixels (:func:`sampling_grid`): 1 in the A+ drivers;
         the ANR ICCV'13 drivers, whose dictionaries gave the published Zeyde/ANR numbers,
         use 2 (step one LR pixel, ~4x the samples) at x2 and 1 above.
+    codes : {"final", "last_iteration"}
+        The codes ``Dh`` is fitted to (see :func:`ksvd`).
 
     Returns
     -------
@@ -707,7 +721,7 @@ def learn_dictionaries(
     del features
     t1 = time.perf_counter()
     Dl, gamma = ksvd(y.T, n_atoms=n_atoms, sparsity=sparsity, n_iter=n_iter, seed=seed,
-                     progress=progress)
+                     progress=progress, codes=codes)
     t2 = time.perf_counter()
     # Dh = P Gamma^T (Gamma Gamma^T)^-1, solved with lstsq so an atom no signal uses gets a
     # zero HR atom instead of a singular inverse.

@@ -66,3 +66,29 @@ def test_train_fits_the_base_scale_first_and_saves_artifacts(tmp_path, isolated_
     assert manifest["images_seen"] == 2 and manifest["training_images"] == 2
     assert len(manifest["training_data_sha256"]) == 64 and manifest["artifact_sha256"]
     assert (tmp_path / "w" / "x4.safetensors").exists()
+
+
+def test_train_set_overrides_parameters_with_their_types(tmp_path, isolated_env):
+    import json
+
+    from tests import plugin_sources
+
+    plugin = tmp_path / "orderly.py"
+    plugin.write_text(plugin_sources.ORDERLY)
+    train_dir = tmp_path / "train"
+    train_dir.mkdir()
+    Image.fromarray(natural_image((48, 48), seed=0)).save(train_dir / "t0.png")
+    env = {**isolated_env, "ORDER_LOG": str(tmp_path / "order.txt")}
+    common = ("--plugin", str(plugin), "--train-dir", str(train_dir), "--out", str(tmp_path / "w"))
+    out = srbench_cli("train", "orderly", "-s", "3", "--set", "gain=1.5", *common, env=env)
+    assert out.returncode == 0, out.stderr
+    manifest = json.loads((tmp_path / "w" / "x3.json").read_text())
+    assert manifest["params"]["gain"] == 1.5
+
+    for bad, message in (("gain=fast", "expected a float"), ("speed=2", "unknown parameter"),
+                         ("gain", "expected KEY=VALUE")):
+        out = srbench_cli("train", "orderly", "-s", "3", "--set", bad, *common, env=env)
+        assert out.returncode == 1 and message in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+    out = srbench_cli("train", "orderly", "-s", "3", "--warm-start", *common, env=env)
+    assert out.returncode == 1 and "no --warm-start option" in out.stderr

@@ -261,6 +261,36 @@ def test_method_fit_save_load_upscale(cls, tmp_path):
         np.testing.assert_array_equal(loaded.upscale(lr, scale), method.upscale(lr, scale))
 
 
+def test_warm_start_continues_the_current_weights_and_keeps_their_record(tmp_path):
+    images = _images(4, size=66)
+    kwargs = dict(epochs=1, holdout=1, batch_size=8, patch_size=20, stride=10, progress=False,
+                  device="cpu", checkpoint_dir=str(tmp_path / "ckpt"))
+    first = cnn.ESPCNMethod(**kwargs).fit(images, 3)
+
+    warm = cnn.ESPCNMethod(**kwargs, warm_start=True)
+    warm.artifacts_, warm.manifests_ = dict(first.artifacts_), dict(first.manifests_)
+    warm.fit(images, 3)
+    init = warm.manifests_[3]["init"]
+    assert init["warm_start"] is True
+    assert init["from_artifact"] == first.artifact_hash(3)
+    assert init["runs"][0]["init"] == "seeded"
+    assert init["runs"][0]["history"] == first.manifests_[3]["history"]
+    # One more epoch from the first run's weights: not the seeded start again.
+    seeded_again = cnn.ESPCNMethod(**kwargs).fit(images, 3)
+    assert warm.manifests_[3]["history"][0]["loss"] < first.manifests_[3]["history"][0]["loss"]
+    assert not np.array_equal(warm.artifacts_[3]["conv1.weight"],
+                              seeded_again.artifacts_[3]["conv1.weight"])
+    # A second warm start appends to the chain of runs.
+    warm.fit(images, 3)
+    assert len(warm.manifests_[3]["init"]["runs"]) == 2
+    assert (tmp_path / "ckpt" / "espcn" / "x3-warm.pt").exists()
+
+    # With nothing to continue from, warm_start trains from the seeded initialisation.
+    cold = cnn.ESPCNMethod(**kwargs, warm_start=True)
+    cold.load = lambda *a, **k: (_ for _ in ()).throw(cnn.ArtifactError("none"))
+    assert cold.fit(images, 3).manifests_[3]["init"] == "seeded"
+
+
 def test_srcnn_915_weights_embed_exactly_in_955():
     torch.manual_seed(0)
     small = models.SRCNN(kernels=(9, 1, 5), filters=(8, 4))

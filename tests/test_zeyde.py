@@ -170,6 +170,22 @@ def test_ksvd_is_deterministic():
     np.testing.assert_array_equal(a, b)
 
 
+def test_ksvd_last_iteration_codes_are_the_sweeps_codes():
+    """ksvdbox's returned Gamma: same dictionary, codes from the last sweep (pre-clearing)."""
+    signals = np.random.default_rng(11).standard_normal((8, 300))
+    D_final, final = zeyde.ksvd(signals, n_atoms=12, n_iter=3, seed=4)
+    D_last, last = zeyde.ksvd(signals, n_atoms=12, n_iter=3, seed=4, codes="last_iteration")
+    np.testing.assert_array_equal(D_final, D_last)
+    assert last.shape == final.shape and np.max(np.diff(last.indptr)) <= 3
+    # The sweep re-fits each used atom's coefficients, so its codes represent the signals
+    # about as well as a fresh OMP with the final atoms does, but they are not that coding.
+    err_last = np.linalg.norm(signals - D_last @ last.toarray())
+    err_final = np.linalg.norm(signals - D_final @ final.toarray())
+    assert err_last < 1.2 * err_final and (last != final).nnz > 0
+    with pytest.raises(ValueError, match="codes must be"):
+        zeyde.ksvd(signals, n_atoms=12, n_iter=1, codes="latest")
+
+
 # ----------------------------------------------------------------------------- the method
 @pytest.fixture(scope="module")
 def tiny_ksvd():
