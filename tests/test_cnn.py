@@ -291,6 +291,17 @@ def test_warm_start_continues_the_current_weights_and_keeps_their_record(tmp_pat
     assert cold.fit(images, 3).manifests_[3]["init"] == "seeded"
 
 
+def test_espcn_initialisation_starts_tanh_outside_its_linear_range():
+    """Pre-activations of order one on a [0, 1] image, so tanh is really non-linear."""
+    torch.manual_seed(0)
+    net = models.ESPCN(3)
+    lr = torch.from_numpy(_images(1, size=60)[0].astype(np.float32) / 255.0)[None, None]
+    with torch.no_grad():
+        first = net.conv1(lr)
+        second = net.conv2(torch.tanh(first))
+    assert float(first.std()) > 0.3 and float(second.std()) > 0.3
+
+
 def test_srcnn_915_weights_embed_exactly_in_955():
     torch.manual_seed(0)
     small = models.SRCNN(kernels=(9, 1, 5), filters=(8, 4))

@@ -84,9 +84,14 @@ class ESPCN(nn.Module):
         self.conv2 = nn.Conv2d(n1, n2, f2)
         self.conv3 = nn.Conv2d(n2, self.scale**2, f3)
         self.margin = sum(k // 2 for k in kernels)
-        for conv in (self.conv1, self.conv2, self.conv3):
-            nn.init.xavier_normal_(conv.weight, gain=nn.init.calculate_gain("tanh"))
+        # Fan-in scaling (std = gain / sqrt(fan_in)): Xavier's fan-in + fan-out average
+        # makes the first layer's pre-activations ~0.1 on [0, 1] images, where tanh is
+        # linear; the network then settles on a linear interpolator and stays there.
+        for conv in (self.conv1, self.conv2):
+            nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="tanh")
             nn.init.zeros_(conv.bias)
+        nn.init.kaiming_normal_(self.conv3.weight, mode="fan_in", nonlinearity="linear")
+        nn.init.zeros_(self.conv3.bias)
 
     def forward(self, x: torch.Tensor, pad: bool = False) -> torch.Tensor:
         for i, conv in enumerate((self.conv1, self.conv2, self.conv3)):
