@@ -327,6 +327,7 @@ def train(
     epochs: Annotated[int | None, typer.Option("--epochs", help="training epochs (CNNs)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = False,
     warm_start: Annotated[bool, typer.Option("--warm-start", help="continue training the current weights (CNNs)")] = False,
+    time_budget: Annotated[float | None, typer.Option("--time-budget", help="train each scale for about this many seconds instead of --epochs (CNNs)", min=1)] = None,
     settings: Annotated[list[str] | None, typer.Option("--set", help="override a parameter, KEY=VALUE (repeatable)")] = None,
     plugin: PluginOpt = None,
 ) -> None:
@@ -346,6 +347,7 @@ def train(
         "epochs": epochs,
         "resume": resume or None,
         "warm_start": warm_start or None,
+        "time_budget": time_budget,
     }
     for key, value in options.items():
         if value is None:

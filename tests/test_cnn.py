@@ -343,3 +343,16 @@ def test_shipped_weights_beat_bicubic(cls):
         err_net = np.mean((method.upscale(lr, scale)[6:-6, 6:-6] - target[6:-6, 6:-6]) ** 2)
         err_bic = np.mean((imresize(lr, scale)[6:-6, 6:-6] - target[6:-6, 6:-6]) ** 2)
         assert err_net < err_bic
+
+
+def test_time_budget_fixes_the_epoch_count_after_the_probe_epochs():
+    x, y = _tiny_srcnn_data()
+    cfg = TrainConfig(epochs=1, batch_size=4, seed=3)
+    # A budget already spent by the probe epochs: training stops right after them.
+    spent = train(_build, x, y, cfg, device="cpu", progress=False, time_budget=1e-6)
+    assert spent.epochs_done == spent.epochs_planned == 2
+    # A generous budget runs past cfg.epochs and plans its whole cosine schedule.
+    probe = spent.history[1]["seconds"]
+    longer = train(_build, x, y, cfg, device="cpu", progress=False, time_budget=probe * 12)
+    assert longer.epochs_planned > 2
+    assert longer.epochs_done == longer.epochs_planned

@@ -30,6 +30,10 @@ from srbench.protocol import to_uint8
 
 __all__ = ["TrainConfig", "TrainResult", "evaluate_heldout", "train"]
 
+#: Epochs timed before a time-budgeted run fixes its epoch count (the first one also pays
+#: for cuDNN's algorithm search and the allocator's warm-up, so it is not representative).
+_BUDGET_PROBE_EPOCHS = 2
+
 
 @dataclass
 class TrainConfig:
@@ -77,6 +81,7 @@ class TrainResult:
     seconds: float = 0.0
     device: str = "cpu"
     amp: bool = False
+    epochs_planned: int = 0
 
     @property
     def heldout_psnr(self) -> float | None:
@@ -125,7 +130,7 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 class _Reporter:
     """Rich progress bar on a terminal, one plain line per epoch otherwise (nohup logs)."""
 
-    def __init__(self, enabled: bool, title: str, epochs: int, start: int) -> None:
+    def __init__(self, enabled: bool, title: str, epochs: int | None, start: int) -> None:
         self.progress = None
         self.enabled = enabled
         if not enabled:
@@ -162,11 +167,16 @@ class _Reporter:
             self.progress.update(self.task, completed=epoch, loss=f"{loss:.3e}", psnr=shown)
         else:
             print(
-                f"{self.title} epoch {epoch}/{self.epochs} loss {loss:.4e} "
+                f"{self.title} epoch {epoch}/{self.epochs or '?'} loss {loss:.4e} "
                 f"held-out {shown} dB ({seconds:.1f} s)",
                 file=sys.stderr,
                 flush=True,
             )
+
+    def set_total(self, epochs: int | None) -> None:
+        self.epochs = epochs
+        if self.progress is not None:
+            self.progress.update(self.task, total=epochs)
 
     def close(self) -> None:
         if self.progress is not None:
@@ -187,6 +197,7 @@ def train(
     progress: bool = True,
     title: str = "training",
     stop_after: int | None = None,
+    time_budget: float | None = None,
 ) -> TrainResult:
     """Train a network on (input, label) sub-images with Adam and a cosine schedule.
 
@@ -212,6 +223,12 @@ def train(
         Show a progress bar (or per-epoch log lines when not on a terminal).
     stop_after : int, optional
         Stop after this many epochs of *this call* (tests use it to simulate a kill).
+    time_budget : float, optional
+        Seconds this call may train for, instead of ``cfg.epochs``. The first
+        ``_BUDGET_PROBE_EPOCHS`` epochs run at the schedule's initial rate and are timed;
+        then the epoch count is fixed to what fits the rest of the budget, so the cosine
+        schedule still runs to its end. The count is returned in ``epochs_planned``
+        (``--epochs`` with it reproduces the schedule, up to the probe epochs' rate).
 
     Returns
     -------
@@ -219,6 +236,9 @@ def train(
     """
     dev = resolve_device(device)
     amp = dev.type == "cuda"
+    if amp:
+        # Fixed input sizes: let cuDNN pick the fastest convolution algorithms once.
+        torch.backends.cudnn.benchmark = True
     torch.manual_seed(cfg.seed)
     model = build()
     if init_state is not None:
@@ -234,8 +254,12 @@ def train(
             param.requires_grad_(False)
             continue
         groups.setdefault(multipliers.get(name, 1.0), []).append(param)
+    # The fused CUDA kernel takes the gradient scaler's inf check without a host sync, so
+    # the launch-bound small networks keep the GPU queue full.
     optimizer = torch.optim.Adam(
-        [{"params": ps, "mult": m} for m, ps in sorted(groups.items())], lr=cfg.lr
+        [{"params": ps, "mult": m} for m, ps in sorted(groups.items())],
+        lr=cfg.lr,
+        fused=dev.type == "cuda",
     )
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
 
@@ -246,7 +270,10 @@ def train(
         raise ValueError("no training sub-images: images too small for the patch size")
     batch = min(cfg.batch_size, n)
     steps_per_epoch = n // batch  # drop the ragged last batch: every step has equal weight
-    total_steps = steps_per_epoch * cfg.epochs
+    planned = cfg.epochs
+    if time_budget is not None:
+        planned = 1_000_000  # until the probe epochs fix it; the rate stays at cfg.lr
+    total_steps = steps_per_epoch * planned
 
     start_epoch, history, elapsed = 0, [], 0.0
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
@@ -268,17 +295,20 @@ def train(
         history = list(state["history"])
         elapsed = float(state["elapsed"])
 
-    reporter = _Reporter(progress, title, cfg.epochs, start_epoch)
-    done_here = 0
+    # A budgeted run's length is unknown until its probe epochs are timed.
+    reporter = _Reporter(progress, title, planned if time_budget is None else None, start_epoch)
+    done_here, call_start = 0, time.perf_counter()
     try:
-        for epoch in range(start_epoch, cfg.epochs):
+        epoch = start_epoch
+        while epoch < planned:
             if stop_after is not None and done_here >= stop_after:
                 break
             t0 = time.perf_counter()
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
             order = torch.randperm(n, generator=gen).to(dev)
             flips = torch.randint(0, 8, (steps_per_epoch,), generator=gen).tolist()
-            total, count = 0.0, 0
+            # Summed on the device: a per-step .item() would stall the GPU queue every step.
+            total = torch.zeros((), device=dev)
             for i in range(steps_per_epoch):
                 step = epoch * steps_per_epoch + i
                 lr = _lr_at(cfg, step, total_steps)
@@ -295,11 +325,8 @@ def train(
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
-                total += loss.item()
-                count += 1
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            mean_loss = total / max(1, count)
+                total += loss.detach()
+            mean_loss = float(total) / steps_per_epoch
             held = validate(model, dev) if validate is not None else None
             seconds = time.perf_counter() - t0
             elapsed += seconds
@@ -308,6 +335,12 @@ def train(
                 row["heldout_psnr"] = round(held, 4)
             history.append(row)
             done_here += 1
+            epoch += 1
+            if time_budget is not None and done_here == _BUDGET_PROBE_EPOCHS:
+                left = time_budget - (time.perf_counter() - call_start)
+                planned = epoch + max(0, int(left / seconds))
+                total_steps = steps_per_epoch * planned
+                reporter.set_total(planned)
             if ckpt_path is not None:
                 _save_checkpoint(
                     ckpt_path,
@@ -315,13 +348,13 @@ def train(
                         "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(),
                         "scaler": scaler.state_dict(),
-                        "epoch": epoch + 1,
+                        "epoch": epoch,
                         "history": history,
                         "elapsed": elapsed,
                         "fingerprint": _plain(fingerprint),
                     },
                 )
-            reporter.update(epoch + 1, mean_loss, held, seconds)
+            reporter.update(epoch, mean_loss, held, seconds)
     finally:
         reporter.close()
     weights = {
@@ -334,6 +367,7 @@ def train(
         seconds=round(elapsed, 2),
         device=str(dev),
         amp=amp,
+        epochs_planned=planned,
     )
 
 
