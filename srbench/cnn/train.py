@@ -227,7 +227,7 @@ def train(
         Seconds this call may train for, instead of ``cfg.epochs``. The first
         ``_BUDGET_PROBE_EPOCHS`` epochs run at the schedule's initial rate and are timed;
         then the epoch count is fixed to what fits the rest of the budget, so the cosine
-        schedule still runs to its end. The count is returned in ``epochs_planned``
+        schedule still runs to its end; it is shortened if epochs later slow down. The count is returned in ``epochs_planned``
         (``--epochs`` with it reproduces the schedule, up to the probe epochs' rate).
 
     Returns
@@ -336,11 +336,18 @@ def train(
             history.append(row)
             done_here += 1
             epoch += 1
-            if time_budget is not None and done_here == _BUDGET_PROBE_EPOCHS:
+            if time_budget is not None and done_here >= _BUDGET_PROBE_EPOCHS:
                 left = time_budget - (time.perf_counter() - call_start)
-                planned = epoch + max(0, int(left / seconds))
-                total_steps = steps_per_epoch * planned
-                reporter.set_total(planned)
+                probing = done_here == _BUDGET_PROBE_EPOCHS
+                recent = seconds if probing else 0.8 * recent + 0.2 * seconds
+                fits = epoch + max(0, int(left / recent))
+                # Fixed after the probe; later only shortened (when epochs slow down, e.g.
+                # other jobs share the GPU), which moves the cosine schedule on and keeps
+                # the rate falling, so the run still ends at the budget with a decayed rate.
+                if probing or fits < planned - max(1, planned // 50):
+                    planned = fits
+                    total_steps = steps_per_epoch * planned
+                    reporter.set_total(planned)
             if ckpt_path is not None:
                 _save_checkpoint(
                     ckpt_path,
