@@ -92,3 +92,5 @@ def test_train_set_overrides_parameters_with_their_types(tmp_path, isolated_env)
         assert "Traceback" not in out.stderr
     out = srbench_cli("train", "orderly", "-s", "3", "--warm-start", *common, env=env)
     assert out.returncode == 1 and "no --warm-start option" in out.stderr
+    out = srbench_cli("train", "orderly", "-s", "3", "--time-budget", "60", *common, env=env)
+    assert out.returncode == 1 and "no --time-budget option" in out.stderr

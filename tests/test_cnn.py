@@ -356,3 +356,16 @@ def test_time_budget_fixes_the_epoch_count_after_the_probe_epochs():
     longer = train(_build, x, y, cfg, device="cpu", progress=False, time_budget=probe * 12)
     assert longer.epochs_planned > 2
     assert longer.epochs_done == longer.epochs_planned
+
+
+def test_time_budgeted_fit_records_the_epochs_it_chose(tmp_path):
+    images = _images(4, size=66)
+    method = cnn.ESPCNMethod(epochs=50, holdout=1, batch_size=8, patch_size=20, stride=10,
+                             progress=False, device="cpu", checkpoint_dir=str(tmp_path),
+                             time_budget=1e-6)
+    manifest = method.fit(images, 3).manifests_[3]
+    assert "time_budget" not in method.key_params()
+    assert manifest["time_budget_s"] == 1e-6
+    # The budget, not epochs=50, set the length; the manifest's schedule is the one run.
+    assert manifest["epochs"] == manifest["epochs_planned"] == 2
+    assert manifest["hyperparameters"]["epochs"] == 2 and manifest["complete"]
