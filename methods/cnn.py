@@ -140,10 +140,12 @@ class _CNNMethod(Method):
         self, images: list[np.ndarray], scale: int
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         from srbench.cnn import models
-        from srbench.cnn.data import split_holdout, validation_pairs
+        from srbench.cnn.data import downscaled_copies, split_holdout, validation_pairs
         from srbench.cnn.train import evaluate_heldout, train
 
         train_images, held = split_holdout(images, self.holdout)
+        # Only the training side is augmented: the held-out score stays comparable.
+        train_images = downscaled_copies(train_images, self.scale_augment)
         x, y = self._pairs(train_images, scale)
         # The network inputs are made once: SRCNN's bicubic enlargement would otherwise cost
         # more than a whole GPU epoch at every validation.
@@ -308,6 +310,11 @@ class SRCNNMethod(_SRCNNBase):
     output_lr_factor : float
         Learning-rate factor of the last layer (the paper's 0.1).
     patch_size, stride : sub-image size and stride (the paper's 33 and 14).
+    augment : bool
+        Random flips and 90-degree rotations of each batch.
+    scale_augment : tuple of float
+        Also train on each training image downscaled by these factors (FSRCNN's
+        augmentation uses ``(0.9, 0.8, 0.7, 0.6)``); empty for none.
     holdout : int
         T91 images held out for validation.
     seed : int
@@ -346,6 +353,7 @@ class SRCNNMethod(_SRCNNBase):
         patch_size: int = 33,
         stride: int = 14,
         augment: bool = False,
+        scale_augment: tuple[float, ...] = (),
         holdout: int = 5,
         seed: int = 0,
         device: str = "auto",
@@ -409,6 +417,7 @@ class SRCNN955Method(_SRCNNBase):
         patch_size: int = 33,
         stride: int = 14,
         augment: bool = False,
+        scale_augment: tuple[float, ...] = (),
         init: str = "srcnn",
         holdout: int = 5,
         seed: int = 0,
@@ -480,6 +489,7 @@ class FSRCNNMethod(_LRSpaceBase):
         patch_size: int = 30,
         stride: int = 12,
         augment: bool = True,
+        scale_augment: tuple[float, ...] = (),
         holdout: int = 5,
         seed: int = 0,
         device: str = "auto",
@@ -529,6 +539,7 @@ class ESPCNMethod(_LRSpaceBase):
         patch_size: int = 25,
         stride: int = 12,
         augment: bool = True,
+        scale_augment: tuple[float, ...] = (),
         holdout: int = 5,
         seed: int = 0,
         device: str = "auto",

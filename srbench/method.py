@@ -334,7 +334,10 @@ def _convert_setting(key: str, text: str, current: Any) -> Any:
         if isinstance(current, float):
             return float(text)
         if isinstance(current, tuple):
-            return tuple(type(current[0])(part) for part in text.split(",")) if current else ()
+            parts = [part.strip() for part in text.split(",") if part.strip()]
+            if current:
+                return tuple(type(current[0])(part) for part in parts)
+            return tuple(_number(part) for part in parts)  # an empty default names no type
     except (KeyError, ValueError, IndexError):
         kind = type(current).__name__
         raise MethodError(f"{key}={text!r}: expected a {kind} like {current!r}") from None
@@ -345,6 +348,13 @@ def _convert_setting(key: str, text: str, current: Any) -> Any:
             except ValueError:
                 pass
     return text
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 def training_data_hash(images: Sequence[np.ndarray]) -> str:

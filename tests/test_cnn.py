@@ -369,3 +369,28 @@ def test_time_budgeted_fit_records_the_epochs_it_chose(tmp_path):
     # The budget, not epochs=50, set the length; the manifest's schedule is the one run.
     assert manifest["epochs"] == manifest["epochs_planned"] == 2
     assert manifest["hyperparameters"]["epochs"] == 2 and manifest["complete"]
+
+
+def test_downscaled_copies_follow_the_originals_factor_by_factor():
+    from srbench.cnn.data import downscaled_copies
+
+    images = [np.full((40, 30), 100, np.uint8), np.zeros((20, 50), np.uint8)]
+    out = downscaled_copies(images, (0.9, 0.6))
+    assert [im.shape for im in out] == [(40, 30), (20, 50), (36, 27), (18, 45), (24, 18),
+                                        (12, 30)]
+    assert all(im.dtype == np.uint8 for im in out)
+    assert (out[2] == 100).all()  # a flat image stays flat: bicubic weights sum to one
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        downscaled_copies(images, (1.2,))
+
+
+def test_scale_augment_adds_training_subimages_and_parses_from_the_cli(tmp_path):
+    method = cnn.FSRCNNMethod()
+    assert method.parse_settings(["scale_augment=0.9,0.8"]) == {"scale_augment": (0.9, 0.8)}
+    images = _images(4, size=90)
+    kwargs = dict(epochs=1, holdout=1, batch_size=8, patch_size=20, stride=10, progress=False,
+                  device="cpu", checkpoint_dir=str(tmp_path))
+    plain = cnn.ESPCNMethod(**kwargs).fit(images, 3).manifests_[3]
+    more = cnn.ESPCNMethod(**kwargs, scale_augment=(0.8,)).fit(images, 3).manifests_[3]
+    assert more["train_subimages"] > plain["train_subimages"]
+    assert more["heldout_images"] == plain["heldout_images"] == 1

@@ -14,7 +14,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from srbench.protocol import degrade, imresize, modcrop
 
-__all__ = ["bicubic_pairs", "lr_pairs", "split_holdout", "validation_pairs"]
+__all__ = ["bicubic_pairs", "downscaled_copies", "lr_pairs", "split_holdout", "validation_pairs"]
 
 
 def split_holdout(
@@ -46,6 +46,35 @@ def split_holdout(
     train = [im for i, im in enumerate(images) if i not in held_idx]
     held = [im for i, im in enumerate(images) if i in held_idx]
     return train, held
+
+
+def downscaled_copies(images: Sequence[np.ndarray], factors: Sequence[float]) -> list[np.ndarray]:
+    """FSRCNN's scale augmentation: each image downscaled by each factor, after the originals.
+
+    The copies are MATLAB bicubic downscales rounded to uint8, as the FSRCNN training code
+    writes them to disk (factors 0.9, 0.8, 0.7 and 0.6 in the paper). They add training
+    images with sharper, smaller structures; the degradation is then applied to each copy as
+    to any other HR image.
+
+    Parameters
+    ----------
+    images : sequence of ndarray
+        HR luminance images (uint8).
+    factors : sequence of float
+        Downscaling factors, each in (0, 1).
+
+    Returns
+    -------
+    list of ndarray
+        ``images`` followed by the copies, factor by factor.
+    """
+    for factor in factors:
+        if not 0.0 < float(factor) < 1.0:
+            raise ValueError(f"scale augmentation factors must be in (0, 1), got {factor}")
+    out = [np.asarray(im) for im in images]
+    for factor in factors:
+        out.extend(imresize(np.asarray(im), float(factor)) for im in images)
+    return out
 
 
 def _hr_lr(image: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
