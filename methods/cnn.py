@@ -12,10 +12,11 @@ Deviations from the papers, all about the training schedule (the issue allows an
 * Only x3 is trained from scratch. x2 and x4 start from the x3 weights: FSRCNN fine-tunes
   only its deconvolution (as the paper does); SRCNN fine-tunes all layers; ESPCN reuses the
   x3 feature layers and learns a new output layer (its width depends on the scale).
-* The shipped weights were trained on a 2-core CPU across sessions: some are a default run
-  continued with ``--warm-start`` and smaller batches (more Adam steps for the same compute).
-  Each manifest lists every run under ``init.runs`` with its settings and history; the class
-  defaults reproduce the first run of such a chain, not the whole chain.
+* The shipped weights were trained across sessions, first on a 2-core CPU and then, where
+  one was lent, on a GPU: each is a default run continued with ``--warm-start`` (smaller
+  batches on the CPU for more Adam steps; larger batches and ``--time-budget`` on the GPU).
+  Each manifest lists every run under ``init.runs`` with its settings, device and history;
+  the class defaults reproduce the first run of such a chain, not the whole chain.
 """
 
 from __future__ import annotations
