@@ -24,3 +24,49 @@ def test_report_is_self_contained_with_tables_and_plots(tmp_path, data_dir):
 def test_empty_store_renders(tmp_path):
     index = write_report(tmp_path / "rep", store_path=tmp_path / "empty.sqlite")
     assert "no results yet" in index.read_text()
+
+
+def _result(method, label, scale, artifact, image="baby"):
+    from srbench.store import Result
+
+    return Result(method=method, label=label, dataset="Set5", image=image, scale=scale,
+                  psnr=30.0, ssim=0.9, seconds=0.1, device="cpu", protocol="matlab",
+                  artifact_hash=artifact, key=f"{method}-{scale}-{artifact}-{image}")
+
+
+def test_summarise_manifest_adds_up_a_warm_started_chain():
+    from srbench.report.provenance import summarise_manifest
+
+    first = {"init": {"from_scale": 3, "trained": "all"}, "epochs": 70, "train_seconds": 3000.0,
+             "device": "cpu", "heldout_psnr": 30.1}
+    manifest = {"init": {"warm_start": True, "runs": [first]}, "epochs": 500,
+                "train_seconds": 400.0, "device": "cuda:0", "heldout_psnr": 30.8,
+                "train_images": 86, "heldout_images": 5}
+    summary = summarise_manifest(manifest)
+    assert summary["runs"] == 2 and summary["epochs"] == 570
+    assert summary["seconds"] == 3400.0 and summary["devices"] == ["cpu", "cuda:0"]
+    assert summary["start"] == "x3 weights" and summary["heldout_psnr"] == 30.8
+    assert (summary["training_images"], summary["heldout_images"]) == (86, 5)
+    # A dictionary method: one run, its duration, no epochs or held-out score.
+    plain = summarise_manifest({"duration_s": 12.5, "training_images": 91,
+                                "dictionary": {"method": "ksvd"}})
+    assert plain["runs"] == 1 and plain["seconds"] == 12.5 and plain["epochs"] is None
+    assert plain["start"] == "K-SVD dictionary"
+
+
+def test_report_lists_the_trained_artifacts_behind_its_results(tmp_path):
+    from methods.cnn import SRCNNMethod
+    from srbench.store import ResultStore
+
+    shipped = SRCNNMethod().load(scales=[3]).artifact_hash(3)
+    store_path = tmp_path / "s.sqlite"
+    with ResultStore(store_path) as store:
+        store.put(_result("srcnn", "SRCNN", 3, shipped))
+        store.put(_result("srcnn", "SRCNN", 2, "0123456789abcdef"))  # not the shipped one
+        store.put(_result("bicubic", "Bicubic", 3, ""))  # nothing trained
+        store.put(_result("gone_plugin", "Gone", 3, "fedcba9876543210"))
+    html = write_report(tmp_path / "rep", store_path=store_path).read_text()
+    section = html[html.index('id="artifacts"'):html.index('id="setup"')]
+    assert shipped in section and "seeded initialisation" in section
+    assert "0123456789abcdef" in section and "earlier artifact" in section
+    assert "Bicubic" not in section and "Gone" not in section

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from srbench.protocol import get_protocol
+from srbench.report.provenance import ArtifactRow, artifact_rows
 from srbench.references import published
 from srbench.store import Result
 
@@ -102,6 +103,7 @@ class ReportData:
     sections: list[Section]
     failures: list[Failure] = field(default_factory=list)
     reference_sources: list[str] = field(default_factory=list)
+    artifacts: list[ArtifactRow] = field(default_factory=list)
 
 
 def _mean(values: list[float]) -> float | None:
@@ -237,6 +239,10 @@ def build_report_data(
                 max(cells, key=lambda c: c.psnr).best = True
         sections.append(Section(dataset, scale, summary, images, per_image))
 
+    artifacts = sorted(
+        artifact_rows(r for r in results if r.protocol == protocol),
+        key=lambda a: (order.get(a.method, len(order)), a.method, a.scale),
+    )
     devices = {r.device for r in results}
     description = get_protocol(protocol).description if protocol == "matlab" else protocol
     from srbench.references import REFERENCES
@@ -250,6 +256,7 @@ def build_report_data(
         sections=sections,
         failures=failures,
         reference_sources=list(REFERENCES.values()),
+        artifacts=artifacts,
     )
 
 

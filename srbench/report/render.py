@@ -34,6 +34,15 @@ def _seconds(value: float | None) -> str:
     return f"{value:.3f}" if value < 10 else f"{value:.1f}"
 
 
+def _duration(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if value < 60:
+        return f"{value:.0f} s"
+    minutes = round(value / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 def render_html(data: ReportData, method_order: list[str]) -> str:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("srbench.report", "templates"),
@@ -42,7 +51,8 @@ def render_html(data: ReportData, method_order: list[str]) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=_num, signed=_signed, secs=_seconds, delta_class=_delta_class)
+    env.filters.update(num=_num, signed=_signed, secs=_seconds, delta_class=_delta_class,
+                       duration=_duration)
     for section in data.sections:
         section.scatter_svg = scatter_svg(section, method_order)
     template = env.get_template("index.html.j2")
