@@ -37,6 +37,8 @@ def _seconds(value: float | None) -> str:
 def _duration(value: float | None) -> str:
     if value is None:
         return "–"
+    if value < 1:
+        return "< 1 s"
     if value < 60:
         return f"{value:.0f} s"
     minutes = round(value / 60)
