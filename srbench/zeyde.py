@@ -346,7 +346,7 @@ def collect(
     )
 
 
-def fit_pca(features: np.ndarray, energy: float = 0.999) -> np.ndarray:
+def fit_pca(features: np.ndarray, energy: float = 0.999, *, dims: int | None = None) -> np.ndarray:
     """Uncentred PCA basis keeping ``energy`` of the features' second moment.
 
     C = F^T F (no mean subtraction); eigen-directions are sorted by ascending eigenvalue,
@@ -358,6 +358,8 @@ def fit_pca(features: np.ndarray, energy: float = 0.999) -> np.ndarray:
     features : ndarray, shape (n, d)
     energy : float
         Fraction of the energy to keep.
+    dims : int, optional
+        Keep exactly this many leading directions instead (overrides ``energy``).
 
     Returns
     -------
@@ -371,6 +373,10 @@ def fit_pca(features: np.ndarray, energy: float = 0.999) -> np.ndarray:
         block = f[start : start + 65536].astype(np.float64)
         cov += block.T @ block
     evals, evecs = np.linalg.eigh(cov)
+    if dims is not None:
+        if not 1 <= int(dims) <= len(evals):
+            raise ValueError(f"PCA dimension must be in 1..{len(evals)}, got {dims}")
+        return evecs[:, len(evals) - int(dims):]
     share = np.cumsum(evals) / evals.sum()
     # Round the threshold so 1 - 0.999 compares like MATLAB's literal 1e-3.
     first = int(np.argmax(share >= round(1.0 - energy, 12)))
@@ -686,6 +692,7 @@ def learn_dictionaries(
     info: dict[str, Any] | None = None,
     overlap: int = 1,
     codes: str = "final",
+    pca_dim: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Zeyde's training (``learn_dict.m``): features, PCA, K-SVD ``Dl``, least-squares ``Dh``.
 
@@ -707,6 +714,8 @@ def learn_dictionaries(
         use 2 (step one LR pixel, ~4x the samples) at x2 and 1 above.
     codes : {"final", "last_iteration"}
         The codes ``Dh`` is fitted to (see :func:`ksvd`).
+    pca_dim : int, optional
+        PCA dimensions to keep instead of the 0.1%-energy rule (:func:`fit_pca`).
 
     Returns
     -------
@@ -716,8 +725,12 @@ def learn_dictionaries(
     """
     t0 = time.perf_counter()
     features, residuals = collect(images, scale, overlap=overlap)
-    V = fit_pca(features)
+    V = fit_pca(features, dims=pca_dim)
     y = features @ V.astype(np.float32)  # (n, k) PCA features
+    # The share of the features' energy the PCA drops (the rule keeps it under 0.1%).
+    dropped = 1.0 - float(np.einsum("nk,nk->", y, y, dtype=np.float64)) / float(
+        np.einsum("nd,nd->", features, features, dtype=np.float64)
+    )
     del features
     t1 = time.perf_counter()
     Dl, gamma = ksvd(y.T, n_atoms=n_atoms, sparsity=sparsity, n_iter=n_iter, seed=seed,
@@ -734,6 +747,7 @@ def learn_dictionaries(
         "n_samples": int(y.shape[0]),
         "feature_dim": int(V.shape[0]),
         "pca_dim": int(V.shape[1]),
+        "pca_dropped_energy": round(dropped, 7),
         "ksvd_rmse": rmse_lr,
         "ksvd_seconds": round(t2 - t1, 3),
         "collect_seconds": round(t1 - t0, 3),

@@ -128,6 +128,11 @@ def test_fit_pca_keeps_energy():
     # Ascending order, as MATLAB eig: the last column is the leading direction.
     energies = np.sum((f @ V) ** 2, axis=0)
     assert np.all(np.diff(energies) > 0)
+    # An explicit dimension keeps that many leading directions, overriding the rule.
+    wider = zeyde.fit_pca(f, energy=0.999, dims=V.shape[1] + 1)
+    np.testing.assert_allclose(np.abs(wider[:, 1:].T @ V), np.eye(V.shape[1]), atol=1e-8)
+    with pytest.raises(ValueError, match="PCA dimension"):
+        zeyde.fit_pca(f, dims=13)
 
 
 # ----------------------------------------------------------------------------- OMP, K-SVD
