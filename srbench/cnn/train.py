@@ -227,8 +227,9 @@ def train(
         Seconds this call may train for, instead of ``cfg.epochs``. The first
         ``_BUDGET_PROBE_EPOCHS`` epochs run at the schedule's initial rate and are timed;
         then the epoch count is fixed to what fits the rest of the budget, so the cosine
-        schedule still runs to its end; it is shortened if epochs later slow down. The count is returned in ``epochs_planned``
-        (``--epochs`` with it reproduces the schedule, up to the probe epochs' rate).
+        schedule still runs to its end; it is shortened if epochs later slow down. The
+        count is returned in ``epochs_planned`` (``--epochs`` with it reproduces the
+        schedule, up to the probe epochs' rate).
 
     Returns
     -------
