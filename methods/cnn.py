@@ -167,7 +167,7 @@ class _CNNMethod(Method):
             return net
 
         def validate(net, dev):
-            return evaluate_heldout(net, pairs, scale, _as_is, dev)
+            return evaluate_heldout(net, pairs, scale, None, dev)
 
         result = train(
             build,
@@ -258,10 +258,6 @@ def widen_middle_layer(tensors: Mapping[str, np.ndarray], kernel: int) -> dict[s
     middle[:, :, kernel // 2, kernel // 2] = small[:, :, 0, 0]
     out["conv2.weight"] = middle
     return out
-
-
-def _as_is(image: np.ndarray, scale: int) -> np.ndarray:
-    return image
 
 
 def _tensor(value: np.ndarray):

@@ -342,11 +342,10 @@ def _convert_setting(key: str, text: str, current: Any) -> Any:
         kind = type(current).__name__
         raise MethodError(f"{key}={text!r}: expected a {kind} like {current!r}") from None
     if current is None:  # no type to go by: a number if it reads as one
-        for kind in (int, float):
-            try:
-                return kind(text)
-            except ValueError:
-                pass
+        try:
+            return _number(text)
+        except ValueError:
+            pass
     return text
 
 

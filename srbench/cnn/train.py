@@ -92,17 +92,21 @@ def evaluate_heldout(
     model: nn.Module,
     pairs: Sequence[tuple[np.ndarray, np.ndarray]],
     scale: int,
-    prepare: Callable[[np.ndarray, int], np.ndarray],
+    prepare: Callable[[np.ndarray, int], np.ndarray] | None,
     device: torch.device,
 ) -> float | None:
-    """Mean PSNR on held-out (LR, HR uint8) pairs with the test-time model and protocol."""
+    """Mean PSNR on held-out (LR, HR uint8) pairs with the test-time model and protocol.
+
+    ``prepare`` makes the network input from an LR image; None when the pairs already hold
+    network inputs (made once, outside the training loop).
+    """
     if not pairs:
         return None
     values = []
     was_training = model.training
     model.eval()
     for lr, hr in pairs:
-        sr = run_model(model, prepare(lr, scale), device)
+        sr = run_model(model, lr if prepare is None else prepare(lr, scale), device)
         values.append(psnr(to_uint8(np.clip(sr, 0, 1)), hr, border=scale))
     model.train(was_training)
     return float(np.mean(values))
