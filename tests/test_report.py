@@ -38,20 +38,50 @@ def test_summarise_manifest_adds_up_a_warm_started_chain():
     from srbench.report.provenance import summarise_manifest
 
     first = {"init": {"from_scale": 3, "trained": "all"}, "epochs": 70, "train_seconds": 3000.0,
-             "device": "cpu", "heldout_psnr": 30.1}
+             "device": "cpu", "heldout_psnr": 30.1,
+             "history": [{"epoch": 1, "loss": 0.1, "heldout_psnr": 29.0},
+                         {"epoch": 2, "loss": 0.05, "heldout_psnr": 30.1}]}
     manifest = {"init": {"warm_start": True, "runs": [first]}, "epochs": 500,
                 "train_seconds": 400.0, "device": "cuda:0", "heldout_psnr": 30.8,
-                "train_images": 86, "heldout_images": 5}
+                "train_images": 86, "heldout_images": 5,
+                "history": [{"epoch": 1, "loss": 0.04}, {"epoch": 2, "loss": 0.03, "heldout_psnr": 30.8}]}
     summary = summarise_manifest(manifest)
     assert summary["runs"] == 2 and summary["epochs"] == 570
     assert summary["seconds"] == 3400.0 and summary["devices"] == ["cpu", "cuda:0"]
     assert summary["start"] == "x3 weights" and summary["heldout_psnr"] == 30.8
     assert (summary["training_images"], summary["heldout_images"]) == (86, 5)
+    # One curve per run, in order; epochs without a held-out score are skipped.
+    assert summary["heldout_curve"] == [[29.0, 30.1], [30.8]]
     # A dictionary method: one run, its duration, no epochs or held-out score.
     plain = summarise_manifest({"duration_s": 12.5, "training_images": 91,
                                 "dictionary": {"method": "ksvd"}})
     assert plain["runs"] == 1 and plain["seconds"] == 12.5 and plain["epochs"] is None
     assert plain["start"] == "K-SVD dictionary"
+    assert plain["heldout_curve"] == []
+    # Scale augmentation: the manifest counts the downscaled copies; the report names the
+    # original images and how many scales each was used at.
+    augmented = summarise_manifest({"train_images": 258, "params": {"scale_augment": [0.9, 0.8]}})
+    assert (augmented["training_images"], augmented["training_scales"]) == (86, 3)
+
+
+def test_curve_svg_marks_runs_and_keeps_the_last_epoch():
+    import re
+
+    from srbench.report.svg import curve_svg
+
+    assert curve_svg([]) == "" and curve_svg([[], []]) == ""
+    seeded = [20.0] + [27.0 + 0.001 * i for i in range(500)]
+    svg = curve_svg([seeded, [27.5, 27.6, 27.7]], width=200, height=42)
+    assert svg.startswith("<svg") and svg.count("<polyline") == 2
+    assert svg.count('class="run-edge"') == 1  # one hand-over between two runs
+    assert "last 27.700 dB" in svg and "best 27.700 dB" in svg
+    # A long run is thinned for drawing, but its last epoch is always drawn.
+    first_line = re.findall(r'<polyline points="([^"]+)"', svg)[0].split()
+    assert len(first_line) <= 120
+    # The axis spans 1 dB below the best: the seeded run's 20 dB start sits on the bottom edge.
+    bottom = 42 - 4
+    assert float(first_line[0].split(",")[1]) == bottom
+    assert float(first_line[-1].split(",")[1]) < bottom
 
 
 def test_report_lists_the_trained_artifacts_behind_its_results(tmp_path):
@@ -68,5 +98,7 @@ def test_report_lists_the_trained_artifacts_behind_its_results(tmp_path):
     html = write_report(tmp_path / "rep", store_path=store_path).read_text()
     section = html[html.index('id="artifacts"'):html.index('id="setup"')]
     assert shipped in section and "seeded initialisation" in section
+    # The shipped SRCNN recorded its held-out PSNR per epoch: its curve is drawn.
+    assert section.count('class="curve"') == 1
     assert "0123456789abcdef" in section and "earlier artifact" in section
     assert "Bicubic" not in section and "Gone" not in section

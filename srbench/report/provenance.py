@@ -25,6 +25,7 @@ class ArtifactRow:
     scale: int
     artifact: str
     training_images: int | None = None
+    training_scales: int = 1
     heldout_images: int | None = None
     start: str = "–"
     runs: int = 1
@@ -32,6 +33,7 @@ class ArtifactRow:
     seconds: float | None = None
     devices: list[str] = field(default_factory=list)
     heldout_psnr: float | None = None
+    heldout_curve: list[list[float]] = field(default_factory=list)
     note: str = ""
 
 
@@ -52,16 +54,27 @@ def _describe_start(init: Any, manifest: Mapping[str, Any]) -> str:
 def summarise_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """Totals over a manifest's chain of runs (earlier warm-started runs, then the last).
 
-    Returns the :class:`ArtifactRow` fields that come from the manifest.
+    Returns the :class:`ArtifactRow` fields that come from the manifest; ``heldout_curve``
+    holds one list of per-epoch held-out PSNRs per run that recorded them.
     """
     init = manifest.get("init")
     earlier = list(init.get("runs", [])) if isinstance(init, Mapping) else []
     chain = [*earlier, manifest]
     first_init = earlier[0].get("init") if earlier else init
+    images = manifest.get("train_images", manifest.get("training_images"))
+    # Scale augmentation trains on every image plus one downscaled copy per factor, and the
+    # manifest counts the copies as images; the report names the originals and the scales.
+    factors = (manifest.get("params") or {}).get("scale_augment") or ()
+    scales = 1 + len(factors)
+    if isinstance(images, int) and scales > 1 and images % scales == 0:
+        images //= scales
+    else:
+        scales = 1
     timed = [run.get("train_seconds") for run in chain if run.get("train_seconds") is not None]
     epochs = [run.get("epochs") for run in chain if isinstance(run.get("epochs"), int)]
     return {
-        "training_images": manifest.get("train_images", manifest.get("training_images")),
+        "training_images": images,
+        "training_scales": scales,
         "heldout_images": manifest.get("heldout_images"),
         "start": _describe_start(first_init, manifest),
         "runs": len(chain),
@@ -69,7 +82,14 @@ def summarise_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
         "seconds": sum(timed) if timed else manifest.get("duration_s"),
         "devices": sorted({str(run["device"]) for run in chain if run.get("device")}),
         "heldout_psnr": manifest.get("heldout_psnr"),
+        "heldout_curve": [curve for run in chain if (curve := _heldout_curve(run))],
     }
+
+
+def _heldout_curve(run: Mapping[str, Any]) -> list[float]:
+    """One run's per-epoch held-out PSNR, in epoch order (empty when it kept none)."""
+    rows = run.get("history") or []
+    return [float(row["heldout_psnr"]) for row in rows if row.get("heldout_psnr") is not None]
 
 
 def artifact_rows(results: Iterable[Result]) -> list[ArtifactRow]:

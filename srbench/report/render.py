@@ -5,7 +5,7 @@ from __future__ import annotations
 import jinja2
 
 from srbench.report.data import ReportData
-from srbench.report.svg import method_colour, scatter_svg
+from srbench.report.svg import curve_svg, method_colour, scatter_svg
 
 __all__ = ["render_html"]
 
@@ -54,7 +54,8 @@ def render_html(data: ReportData, method_order: list[str]) -> str:
         lstrip_blocks=True,
     )
     env.filters.update(num=_num, signed=_signed, secs=_seconds, delta_class=_delta_class,
-                       duration=_duration)
+                       duration=_duration,
+                       curve=lambda runs: jinja2.utils.markupsafe.Markup(curve_svg(runs, width=150)))
     for section in data.sections:
         section.scatter_svg = scatter_svg(section, method_order)
     template = env.get_template("index.html.j2")

@@ -1,4 +1,4 @@
-"""Inline SVG speed-quality scatter plots (no plotting library, no network)."""
+"""Inline SVG plots (no plotting library, no network): speed-quality scatters, training curves."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from html import escape
 
 from srbench.report.data import Section
 
-__all__ = ["PALETTE", "method_colour", "scatter_svg"]
+__all__ = ["PALETTE", "curve_svg", "method_colour", "scatter_svg"]
 
 PALETTE = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
@@ -125,3 +125,59 @@ def _label_position(
             return lx, ly
     placed.append((px + 9, px + 9 + width, py - 9, py + 7))
     return px + 9, py + 4
+
+
+def curve_svg(
+    runs: list[list[float]], *, width: int = 200, height: int = 42, window_db: float = 1.0,
+    max_points: int = 120,
+) -> str:
+    """A sparkline of held-out PSNR per epoch across a chain of training runs.
+
+    Each run gets an equal share of the width (runs range from ten CPU epochs to a thousand
+    GPU ones, so neither epochs nor seconds make a readable common axis) and a faint line
+    marks where one run hands over to the next. The vertical axis spans the best value and
+    at most ``window_db`` below it, so the first epochs of a seeded run, far below, do not
+    flatten the part that matters; lower points sit on the bottom edge.
+    """
+    runs = [run for run in runs if run]
+    if not runs:
+        return ""
+    values = [v for run in runs for v in run]
+    hi = max(values)
+    lo = max(min(values), hi - window_db)
+    if hi - lo < 0.05:
+        lo = hi - 0.05
+    left, right, top, bottom = 36, 4, 4, 4
+    plot_w, plot_h = width - left - right, height - top - bottom
+    share = plot_w / len(runs)
+
+    def y(value: float) -> float:
+        return top + (hi - max(value, lo)) / (hi - lo) * plot_h
+
+    title = (
+        f"held-out PSNR per epoch over {len(runs)} run{'s' if len(runs) > 1 else ''}: "
+        f"first {runs[0][0]:.3f} dB, last {runs[-1][-1]:.3f} dB, best {hi:.3f} dB"
+    )
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" aria-label="{escape(title)}" class="curve">',
+        f"<title>{escape(title)}</title>",
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" class="plot-bg"/>',
+        f'<text x="{left - 3}" y="{top + 8}" class="curve-tick" text-anchor="end">{hi:.2f}</text>',
+        f'<text x="{left - 3}" y="{top + plot_h}" class="curve-tick" text-anchor="end">{lo:.2f}</text>',
+    ]
+    for index, run in enumerate(runs):
+        x0 = left + index * share
+        if index:
+            parts.append(f'<line x1="{x0:.1f}" y1="{top}" x2="{x0:.1f}" y2="{top + plot_h}" class="run-edge"/>')
+        # Evenly spaced epochs, always keeping the last (what was shipped or handed on).
+        count = min(len(run), max_points)
+        picks = sorted({round(i * (len(run) - 1) / max(count - 1, 1)) for i in range(count)})
+        span = max(len(run) - 1, 1)
+        points = " ".join(
+            f"{x0 + 1 + (share - 2) * (i / span if len(run) > 1 else 1):.1f},{y(run[i]):.1f}" for i in picks
+        )
+        parts.append(f'<polyline points="{points}" class="curve-line"/>')
+    parts.append(f'<circle cx="{left + plot_w - 1:.1f}" cy="{y(runs[-1][-1]):.1f}" r="2.2" class="curve-end"/>')
+    parts.append("</svg>")
+    return "\n".join(parts)
