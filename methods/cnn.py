@@ -17,6 +17,10 @@ Deviations from the papers, all about the training schedule (the issue allows an
   batches on the CPU for more Adam steps; larger batches and ``--time-budget`` on the GPU).
   Each manifest lists every run under ``init.runs`` with its settings, device and history;
   the class defaults reproduce the first run of such a chain, not the whole chain.
+
+One deviation at test time: FSRCNN and ESPCN mirror the LR image by their reach instead of
+padding every layer (``border="symmetric"``; see :class:`FSRCNNMethod`). SRCNN keeps the
+reference per-layer replicate padding.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from srbench import Method, register
-from srbench.method import ArtifactError
+from srbench.method import ArtifactError, MethodError
 
 __all__ = ["ESPCNMethod", "FSRCNNMethod", "SRCNN955Method", "SRCNNMethod"]
 
@@ -166,8 +170,10 @@ class _CNNMethod(Method):
                 net.load_state_dict(own)
             return net
 
+        border = self._border()
+
         def validate(net, dev):
-            return evaluate_heldout(net, pairs, scale, None, dev)
+            return evaluate_heldout(net, pairs, scale, None, dev, border=border)
 
         result = train(
             build,
@@ -198,6 +204,7 @@ class _CNNMethod(Method):
             "device": result.device,
             "mixed_precision": result.amp,
             "heldout_psnr": result.heldout_psnr,
+            "heldout_border": border,
             "heldout_images": len(held),
             "train_images": len(train_images),
             "train_subimages": int(len(x)),
@@ -226,6 +233,15 @@ class _CNNMethod(Method):
             nets[scale] = (prepare_network(net, dev), dev)
         return nets[scale]
 
+    def _border(self) -> str:
+        from srbench.cnn.infer import BORDERS
+
+        if self.border not in BORDERS:
+            raise MethodError(
+                f"{self.name}: border must be one of {', '.join(BORDERS)}; got {self.border!r}"
+            )
+        return self.border
+
     def prepare(self, scale: int) -> None:
         """Build the network and run it once, so the timed call has no first-call cost."""
         scale = self.check_scale(scale)
@@ -234,13 +250,14 @@ class _CNNMethod(Method):
         from srbench.cnn.infer import run_model
 
         net, dev = self._network(scale)
-        run_model(net, self._network_input(np.zeros((24, 24), np.float32), scale), dev)
+        probe = self._network_input(np.zeros((24, 24), np.float32), scale)
+        run_model(net, probe, dev, border=self._border())
 
     def _upscale(self, lr: np.ndarray, scale: int) -> np.ndarray:
         from srbench.cnn.infer import run_model
 
         net, dev = self._network(scale)
-        out = run_model(net, self._network_input(lr, scale), dev)
+        out = run_model(net, self._network_input(lr, scale), dev, border=self._border())
         # The reference code saturates with uint8(); clipping here is the same thing and
         # keeps a barely trained network's overshoot from being reported as a range error.
         return np.clip(out, 0.0, 1.0)
@@ -312,6 +329,11 @@ class SRCNNMethod(_SRCNNBase):
     scale_augment : tuple of float
         Also train on each training image downscaled by these factors (FSRCNN's
         augmentation uses ``(0.9, 0.8, 0.7, 0.6)``); empty for none.
+    border : {"layers", "symmetric"}
+        Test-time border handling (:func:`srbench.cnn.infer.run_model`): "layers" pads every
+        convolution's input by repeating its edge, as the reference ``SRCNN.m`` does (the
+        default here); "symmetric" mirrors the image once by the network's reach. For SRCNN
+        the two score alike on the held-out images (within 0.003 dB at x3).
     holdout : int
         T91 images held out for validation.
     seed : int
@@ -351,6 +373,7 @@ class SRCNNMethod(_SRCNNBase):
         stride: int = 14,
         augment: bool = False,
         scale_augment: tuple[float, ...] = (),
+        border: str = "layers",
         holdout: int = 5,
         seed: int = 0,
         device: str = "auto",
@@ -415,6 +438,7 @@ class SRCNN955Method(_SRCNNBase):
         stride: int = 14,
         augment: bool = False,
         scale_augment: tuple[float, ...] = (),
+        border: str = "layers",
         init: str = "srcnn",
         holdout: int = 5,
         seed: int = 0,
@@ -452,8 +476,16 @@ class FSRCNNMethod(_LRSpaceBase):
     """FSRCNN (56, 12, 4): PReLU, deconvolution to HR; x3 from scratch, x2/x4 deconv-only.
 
     Trained on LR sub-images with valid convolutions (labels are the HR pixels the valid
-    output covers); tested with replicate padding. The deconvolution centres LR pixel ``i``
-    on HR pixel ``3i + 1`` at x3, where MATLAB's bicubic puts it, so no extra shave is used.
+    output covers). The deconvolution centres LR pixel ``i`` on HR pixel ``3i + 1`` at x3,
+    where MATLAB's bicubic puts it, so no extra shave is used.
+
+    Tested with ``border="symmetric"``: the LR image is mirrored by the network's reach (8
+    LR pixels) and the extension cut off the output, so the border outputs are computed as
+    in training. The reference ``FSRCNN.m`` pads every layer instead (``border="layers"``),
+    but its network was trained with zero padding in every layer and so learned what padded
+    feature maps look like; ours, trained with valid convolutions, never saw them, and on
+    the held-out T91 images per-layer padding cost it about 0.1 dB at x3. The choice was
+    made on those held-out images, not on Set5/Set14.
 
     Parameters
     ----------
@@ -487,6 +519,7 @@ class FSRCNNMethod(_LRSpaceBase):
         stride: int = 12,
         augment: bool = True,
         scale_augment: tuple[float, ...] = (),
+        border: str = "symmetric",
         holdout: int = 5,
         seed: int = 0,
         device: str = "auto",
@@ -505,7 +538,9 @@ class ESPCNMethod(_LRSpaceBase):
     """ESPCN 5-3-3 (64/32 filters), tanh, pixel shuffle; trained with the bicubic protocol.
 
     Unlike the paper (Gaussian-blur LR), the LR images are the protocol's MATLAB bicubic
-    downscales, so the numbers sit on the same protocol as every other method here.
+    downscales, so the numbers sit on the same protocol as every other method here. Tested
+    with ``border="symmetric"`` for the reason given for FSRCNN (on the held-out images,
+    about 0.05 dB better than per-layer padding at x3).
 
     Parameters
     ----------
@@ -537,6 +572,7 @@ class ESPCNMethod(_LRSpaceBase):
         stride: int = 12,
         augment: bool = True,
         scale_augment: tuple[float, ...] = (),
+        border: str = "symmetric",
         holdout: int = 5,
         seed: int = 0,
         device: str = "auto",

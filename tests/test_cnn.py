@@ -174,6 +174,48 @@ def test_training_windows_match_test_time_output(arch, scale):
                                atol=1e-5)
 
 
+@pytest.mark.parametrize("arch", ["srcnn", "espcn", "fsrcnn"])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_symmetric_border_is_a_valid_pass_over_the_mirrored_image(arch, scale):
+    """border="symmetric": every output, the border ones too, is what a training (valid)
+    pass computes over the image mirrored by the network's reach."""
+    from srbench.cnn.infer import run_model
+
+    torch.manual_seed(0)
+    kwargs = {"filters": (8, 4)} if arch != "fsrcnn" else {"d": 8, "s": 4, "m": 2}
+    net = models.build_model(arch, scale, **kwargs).eval()
+    if arch == "fsrcnn":
+        torch.nn.init.normal_(net.deconv.weight, std=0.1)
+    image = np.random.default_rng(1).random((23, 29)).astype(np.float32)
+    out_scale = 1 if arch == "srcnn" else scale
+    out = run_model(net, image, torch.device("cpu"), border="symmetric")
+    assert out.shape == (23 * out_scale, 29 * out_scale)
+    mirrored = np.pad(image, net.reach, mode="symmetric")
+    with torch.no_grad():
+        valid = net(torch.from_numpy(mirrored)[None, None])[0, 0].numpy()
+    # The valid output starts margin input pixels (plus hr_crop outputs) into the mirror.
+    start = out_scale * (net.reach - net.margin) - net.hr_crop
+    np.testing.assert_allclose(out, valid[start : start + out.shape[0], start : start + out.shape[1]],
+                               atol=1e-5)
+    # Away from the border both test-time modes are the same computation.
+    layers = run_model(net, image, torch.device("cpu"), border="layers")
+    inner = out_scale * net.reach
+    np.testing.assert_allclose(out[inner:-inner, inner:-inner], layers[inner:-inner, inner:-inner],
+                               atol=1e-5)
+    assert not np.allclose(out, layers, atol=1e-4)  # ... and at the border they differ
+
+
+def test_unknown_border_is_a_clear_method_error():
+    from srbench.method import MethodError
+
+    method = cnn.ESPCNMethod(device="cpu", border="zeros")
+    if not (method.weights_dir() / "x3.safetensors").exists():
+        pytest.skip("no shipped ESPCN weights")
+    method.load(scales=[3])
+    with pytest.raises(MethodError, match="border must be one of layers, symmetric; got 'zeros'"):
+        method.upscale(np.zeros((20, 20)), 3)
+
+
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_lr_pairs_labels_are_the_hr_pixels_of_the_window(scale):
     images = _images(2, size=120)

@@ -7,11 +7,13 @@ Every network has two modes selected by ``forward(x, pad=...)``:
   (:attr:`margin` LR or input pixels per side, plus :attr:`hr_crop` HR pixels).
 * ``pad=True`` (test): replicate padding before every convolution, like the reference
   MATLAB code's ``imfilter(x, w, 'same', 'replicate')``, so the output is full size.
+
+:attr:`reach` is how many input pixels beyond its own position an output depends on; an
+input extended by that much on every side (see :func:`srbench.cnn.infer.run_model`) lets
+the test-time pass compute every kept output exactly as a valid training pass would.
 """
 
 from __future__ import annotations
-
-
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +51,7 @@ class SRCNN(nn.Module):
         self.conv2 = nn.Conv2d(n1, n2, f2)
         self.conv3 = nn.Conv2d(n2, 1, f3)
         self.margin = sum(k // 2 for k in self.kernels)
+        self.reach = self.margin
         # He init for the ReLU layers (trains much faster with Adam than the paper's
         # N(0, 0.001^2)); the paper's small init for the linear reconstruction layer.
         for conv in (self.conv1, self.conv2):
@@ -84,6 +87,7 @@ class ESPCN(nn.Module):
         self.conv2 = nn.Conv2d(n1, n2, f2)
         self.conv3 = nn.Conv2d(n2, self.scale**2, f3)
         self.margin = sum(k // 2 for k in kernels)
+        self.reach = self.margin  # the pixel shuffle only rearranges channels
         # Fan-in scaling (std = gain / sqrt(fan_in)): Xavier's fan-in + fan-out average
         # makes the first layer's pre-activations ~0.1 on [0, 1] images, where tanh is
         # linear; the network then settles on a linear interpolator and stays there.
@@ -122,6 +126,10 @@ def deconv_geometry(scale: int, kernel: int = 9) -> tuple[int, int, int]:
     return padding, output_padding, max(top, bottom)
 
 
+#: LR pixels each side that a 9-tap deconvolution at stride 2-4 reads around an output's own.
+_DECONV_REACH = 2
+
+
 class FSRCNN(nn.Module):
     """FSRCNN (d, s, m): feature extraction, shrinking, m mappings, expanding, deconvolution.
 
@@ -145,6 +153,7 @@ class FSRCNN(nn.Module):
             d, 1, 9, stride=self.scale, padding=padding, output_padding=output_padding
         )
         self.margin = 2 + m
+        self.reach = self.margin + _DECONV_REACH
         for layer in self.body:
             if isinstance(layer, nn.Conv2d):
                 # He init for PReLU with its initial slope 0.25 (the paper's choice).
@@ -162,11 +171,12 @@ class FSRCNN(nn.Module):
             y = self.deconv(x)
             c = self.hr_crop
             return y[..., c : y.shape[-2] - c, c : y.shape[-1] - c]
-        # Test time: extend the features by 2 LR pixels (enough for a 9-tap kernel at
-        # x2-x4) so border outputs get all their contributions, then cut the extra off.
-        x = F.pad(x, (2, 2, 2, 2), mode="replicate")
+        # Test time: extend the features so border outputs get all their contributions,
+        # then cut the extra off.
+        r = _DECONV_REACH
+        x = F.pad(x, (r, r, r, r), mode="replicate")
         y = self.deconv(x)
-        c = 2 * self.scale
+        c = r * self.scale
         return y[..., c : y.shape[-2] - c, c : y.shape[-1] - c]
 
     output_params = ("deconv.weight", "deconv.bias")

@@ -94,11 +94,14 @@ def evaluate_heldout(
     scale: int,
     prepare: Callable[[np.ndarray, int], np.ndarray] | None,
     device: torch.device,
+    *,
+    border: str = "layers",
 ) -> float | None:
     """Mean PSNR on held-out (LR, HR uint8) pairs with the test-time model and protocol.
 
     ``prepare`` makes the network input from an LR image; None when the pairs already hold
-    network inputs (made once, outside the training loop).
+    network inputs (made once, outside the training loop). ``border`` is the test-time
+    border handling of :func:`srbench.cnn.infer.run_model`.
     """
     if not pairs:
         return None
@@ -106,7 +109,7 @@ def evaluate_heldout(
     was_training = model.training
     model.eval()
     for lr, hr in pairs:
-        sr = run_model(model, lr if prepare is None else prepare(lr, scale), device)
+        sr = run_model(model, lr if prepare is None else prepare(lr, scale), device, border=border)
         values.append(psnr(to_uint8(np.clip(sr, 0, 1)), hr, border=scale))
     model.train(was_training)
     return float(np.mean(values))
