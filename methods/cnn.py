@@ -148,9 +148,9 @@ class _CNNMethod(Method):
         from srbench.cnn.data import downscaled_copies, split_holdout, validation_pairs
         from srbench.cnn.train import evaluate_heldout, train
 
-        train_images, held = split_holdout(images, self.holdout)
+        originals, held = split_holdout(images, self.holdout)
         # Only the training side is augmented: the held-out score stays comparable.
-        train_images = downscaled_copies(train_images, self.scale_augment)
+        train_images = downscaled_copies(originals, self.scale_augment)
         x, y = self._pairs(train_images, scale)
         # The network inputs are made once: SRCNN's bicubic enlargement would otherwise cost
         # more than a whole GPU epoch at every validation.
@@ -206,7 +206,9 @@ class _CNNMethod(Method):
             "heldout_psnr": result.heldout_psnr,
             "heldout_border": border,
             "heldout_images": len(held),
-            "train_images": len(train_images),
+            # The originals, and the image scales each was trained at (1.0 plus the copies').
+            "train_images": len(originals),
+            "train_scales": [1.0, *map(float, self.scale_augment)],
             "train_subimages": int(len(x)),
             "init": init_info or "seeded",
             "history": result.history,

@@ -387,6 +387,19 @@ def test_shipped_weights_beat_bicubic(cls):
         assert err_net < err_bic
 
 
+@pytest.mark.parametrize("cls", CNN_METHODS)
+def test_shipped_manifests_name_their_training_scales(cls):
+    """Each shipped manifest counts T91's originals and lists the scales it trained them at."""
+    manifests = sorted(cls.weights_dir().glob("x*.json"))
+    if not manifests:
+        pytest.skip(f"no shipped weights for {cls.name}")
+    for path in manifests:
+        manifest = json.loads(path.read_text())
+        factors = manifest["params"].get("scale_augment") or []
+        assert manifest["train_images"] + manifest["heldout_images"] == 91, path.name
+        assert manifest.get("train_scales", [1.0]) == [1.0, *factors], path.name
+
+
 def test_time_budget_fixes_the_epoch_count_after_the_probe_epochs():
     x, y = _tiny_srcnn_data()
     cfg = TrainConfig(epochs=1, batch_size=4, seed=3)
@@ -436,3 +449,6 @@ def test_scale_augment_adds_training_subimages_and_parses_from_the_cli(tmp_path)
     more = cnn.ESPCNMethod(**kwargs, scale_augment=(0.8,)).fit(images, 3).manifests_[3]
     assert more["train_subimages"] > plain["train_subimages"]
     assert more["heldout_images"] == plain["heldout_images"] == 1
+    # The manifest counts the original images and names the scales each was trained at.
+    assert more["train_images"] == plain["train_images"] == 3
+    assert (plain["train_scales"], more["train_scales"]) == ([1.0], [1.0, 0.8])

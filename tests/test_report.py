@@ -58,10 +58,10 @@ def test_summarise_manifest_adds_up_a_warm_started_chain():
     assert plain["runs"] == 1 and plain["seconds"] == 12.5 and plain["epochs"] is None
     assert plain["start"] == "K-SVD dictionary"
     assert plain["heldout_curve"] == []
-    # Scale augmentation: the manifest counts the downscaled copies; the report names the
-    # original images and how many scales each was used at.
-    augmented = summarise_manifest({"train_images": 258, "params": {"scale_augment": [0.9, 0.8]}})
+    # Scale augmentation: the original images and how many scales each was trained at.
+    augmented = summarise_manifest({"train_images": 86, "train_scales": [1.0, 0.9, 0.8]})
     assert (augmented["training_images"], augmented["training_scales"]) == (86, 3)
+    assert summarise_manifest({"train_images": 86})["training_scales"] == 1
 
 
 def test_curve_svg_marks_runs_and_keeps_the_last_epoch():

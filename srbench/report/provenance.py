@@ -62,14 +62,7 @@ def summarise_manifest(manifest: Mapping[str, Any]) -> dict[str, Any]:
     chain = [*earlier, manifest]
     first_init = earlier[0].get("init") if earlier else init
     images = manifest.get("train_images", manifest.get("training_images"))
-    # Scale augmentation trains on every image plus one downscaled copy per factor, and the
-    # manifest counts the copies as images; the report names the originals and the scales.
-    factors = (manifest.get("params") or {}).get("scale_augment") or ()
-    scales = 1 + len(factors)
-    if isinstance(images, int) and scales > 1 and images % scales == 0:
-        images //= scales
-    else:
-        scales = 1
+    scales = len(manifest.get("train_scales") or [1.0])
     timed = [run.get("train_seconds") for run in chain if run.get("train_seconds") is not None]
     epochs = [run.get("epochs") for run in chain if isinstance(run.get("epochs"), int)]
     return {
