@@ -92,6 +92,9 @@ class ANR(_Anchored):
         "example-based super-resolution, ICCV 2013"
     )
 
+    # The projections are built from the dictionary on first use, so these stay free.
+    inference_params = frozenset({"neighborhood", "lam"})
+
     def __init__(
         self, *, neighborhood: int = 40, lam: float = 0.01, dictionary_dir: str | None = None
     ) -> None:

@@ -52,6 +52,7 @@ class _CNNMethod(Method):
     runtime_params = frozenset(
         {"device", "resume", "checkpoint_dir", "progress", "threads", "warm_start", "time_budget"}
     )
+    inference_params = frozenset({"border"})
     # x3 trains from scratch; x2 and x4 fine-tune from it.
     base_scale = 3
 

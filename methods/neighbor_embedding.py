@@ -14,6 +14,8 @@ class _NeighbourEmbedding(ZeydeFamily):
     """Shared part: the neighbours of a patch are its K most correlated dictionary atoms."""
 
     solver = ""
+    # The dictionary atoms are the examples; the neighbour count acts only at inference.
+    inference_params = frozenset({"neighbors"})
 
     def _prepare_model(self, model: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         dl = model["Dl"].astype(np.float64)

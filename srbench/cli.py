@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -47,7 +48,7 @@ def domain_command(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except _domain_errors() as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; finished results are kept in the store")
@@ -101,7 +102,8 @@ class _Bar:
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[current]}"),
+            # Cell names are data (a variant's name has brackets), not rich markup.
+            TextColumn("{task.fields[current]}", markup=False),
             console=err_console,
             transient=False,
         )
@@ -170,25 +172,30 @@ PluginOpt = Annotated[
 def _run_grid(
     methods: list[str], datasets: list[str], scales: list[int], *, store: Path | None,
     data_dir: Path | None, device: str, jobs: int, executor: str, scheduler: str | None,
-    plugins: list[str], force: bool, repeat: int,
+    plugins: list[str], force: bool, repeat: int, settings: list[str] | None = None,
 ) -> int:  # fmt: skip
     from srbench.runner import RunConfig, Runner
     from srbench.store import ResultStore
+    from srbench.variants import run_settings, variant_names
 
     registry = _registry(plugins)
     config = RunConfig(
         methods=methods, datasets=datasets, scales=scales, data_dir=data_dir, device=device,
         jobs=jobs, executor=executor, scheduler=scheduler, plugins=[], force=force, repeat=repeat,
+        settings=settings or [],
     )  # fmt: skip
     with ResultStore(store) as result_store:
         runner = Runner(
             result_store,
             registry,
             progress=lambda total: _Bar(total, "srbench run"),
-            log=lambda line: err_console.print(f"[yellow]failed:[/] {line}", highlight=False),
+            log=lambda line: err_console.print(f"[yellow]failed:[/] {escape(line)}", highlight=False),
         )
         summary = runner.run(config)
-        names = [cls.name for cls in registry.resolve(methods)]
+        names = [
+            variant_names(cls, run_settings(cls, config.settings))[0]
+            for cls in registry.resolve(methods)
+        ]
         results = result_store.results(methods=names, scales=scales)
         _print_means(results, datasets)
         console.print(f"{summary.line()} (protocol {config.protocol}, store {result_store.path})")
@@ -213,7 +220,7 @@ def _print_means(results: list, datasets: list[str]) -> None:
         complete = len(ok) == len(rows)
         mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
         table.add_row(
-            dataset, f"x{scale}", label,
+            dataset, f"x{scale}", escape(label),
             f"{mean([r.psnr for r in ok]):.2f}" if ok and complete else "–",
             f"{mean([r.ssim for r in ok]):.4f}" if ok and complete else "–",
             f"{mean([r.seconds for r in ok]):.3f}" if ok else "–",
@@ -237,12 +244,13 @@ def run(
     plugin: PluginOpt = None,
     force: Annotated[bool, typer.Option("--force", help="recompute cached cells")] = False,
     repeat: Annotated[int, typer.Option("--repeat", help="time each call N times, keep the median")] = 1,
+    settings: Annotated[list[str] | None, typer.Option("--set", help="run with a parameter changed, KEY=VALUE (repeatable); results are stored as a variant, e.g. fsrcnn[border=layers]")] = None,
 ) -> None:
     """Run methods over datasets and scales; cached cells are skipped."""
     _run_grid(
         _split(methods), _split(datasets), _scales(scales), store=store, data_dir=data_dir,
         device=device, jobs=jobs, executor=executor, scheduler=scheduler, plugins=plugin or [],
-        force=force, repeat=repeat,
+        force=force, repeat=repeat, settings=settings,
     )  # fmt: skip
 
 
@@ -412,16 +420,18 @@ def upscale(
     output: Annotated[Path, typer.Argument(help="output image")],
     scale: Annotated[int, typer.Option("-s", "--scale")] = 3,
     device: DeviceOpt = "auto",
+    settings: Annotated[list[str] | None, typer.Option("--set", help="run with a parameter changed, KEY=VALUE (repeatable)")] = None,
     plugin: PluginOpt = None,
 ) -> None:
     """Upscale one image: the method on luminance, bicubic on Cb/Cr (as the papers do)."""
     from srbench.colour import upscale_image
     from srbench.imageio import read_image, write_image
     from srbench.runner import instantiate
+    from srbench.variants import run_settings
 
     registry = _registry(plugin)
     cls = registry.get(method)
-    instance, _ = instantiate(cls, device)
+    instance, _ = instantiate(cls, device, run_settings(cls, settings or []))
     image = read_image(input, min_side=4)
     result = upscale_image(instance, image, scale)
     if output.exists() and output.resolve() == input.resolve():

@@ -90,6 +90,9 @@ class Method:
     #: Parameters that do not change outputs (device, resume, progress, checkpoint paths):
     #: left out of the result key.
     runtime_params: ClassVar[frozenset[str]] = frozenset()
+    #: Parameters a trainable method uses only at inference, so ``srbench run --set`` may
+    #: change them without retraining (a CNN's border handling, ANR's neighbourhood).
+    inference_params: ClassVar[frozenset[str]] = frozenset()
 
     # ------------------------------------------------------------------ parameters
     @classmethod

@@ -12,7 +12,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from srbench.metrics import evaluate
 from srbench.protocol import DEFAULT_PROTOCOL, get_protocol, modcrop
 from srbench.registry import Registry, get_registry
 from srbench.store import CellKey, Result, ResultStore, canonical_params
+from srbench.variants import run_settings, variant_names
 
 __all__ = ["RunConfig", "RunSummary", "Runner", "compute_cell", "resolve_device", "validate_output"]
 
@@ -44,6 +45,8 @@ class RunConfig:
     force: bool = False
     repeat: int = 1
     protocol: str = DEFAULT_PROTOCOL.name
+    #: ``KEY=VALUE`` parameter settings for every method run (see :mod:`srbench.variants`).
+    settings: Sequence[str] = ()
 
 
 @dataclass
@@ -127,8 +130,12 @@ def compute_cell(
 
 
 # ---------------------------------------------------------------------- method set-up
-def instantiate(cls: type[Method], device: str) -> tuple[Method, str]:
+def instantiate(
+    cls: type[Method], device: str, settings: Mapping[str, Any] | None = None
+) -> tuple[Method, str]:
     method = cls()
+    if settings:
+        method.set_params(**settings)
     chosen = resolve_device(method, device)
     if "device" in method.get_params():
         method.set_params(device=chosen)
@@ -155,7 +162,7 @@ def _worker_init() -> None:
 def _worker_cell(task: dict) -> dict:
     """Compute one cell in a worker process; returns fields for a :class:`Result`."""
     _worker_init()
-    cache_key = (task["method"], task["device"], tuple(task["plugins"]))
+    cache_key = (task["method"], repr(task["settings"]), task["device"], tuple(task["plugins"]))
     try:
         if cache_key not in _WORKER_METHODS:
             registry = get_registry()
@@ -164,7 +171,7 @@ def _worker_cell(task: dict) -> dict:
             cls = registry.get(task["method"])
             if cls.version != task["version"]:
                 raise MethodError(f"worker has {cls.name} version {cls.version}, driver {task['version']}")
-            _WORKER_METHODS[cache_key] = instantiate(cls, task["device"])
+            _WORKER_METHODS[cache_key] = instantiate(cls, task["device"], task["settings"])
         method, _ = _WORKER_METHODS[cache_key]
         torch = sys.modules.get("torch")
         if torch is not None:
@@ -200,6 +207,10 @@ class _Cell:
     result: Result
     inputs: _Inputs | None
     method: Method | None
+    #: The registered method and the settings it runs with (a variant's name is not in the
+    #: registry).
+    registered: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 class Runner:
@@ -241,17 +252,22 @@ class Runner:
         datasets: list[Dataset] = [load_dataset(name, config.data_dir) for name in config.datasets]
 
         summary = RunSummary()
-        methods: list[tuple[type[Method], Method | None, str, str]] = []
+        methods: list[tuple[type[Method], Method | None, str, str, dict[str, Any]]] = []
         for cls in classes:
             try:
-                method, device = instantiate(cls, config.device)
-                methods.append((cls, method, device, ""))
+                # A mistyped setting is the user's error, not a broken method: stop here.
+                settings = run_settings(cls, config.settings)
+            except MethodError as exc:
+                raise RunError(str(exc)) from None
+            try:
+                method, device = instantiate(cls, config.device, settings)
+                methods.append((cls, method, device, "", settings))
             except RunError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a broken method must not stop the others
                 message = _describe(exc)
                 self.log(f"{cls.name}: cannot be set up: {message}")
-                methods.append((cls, None, "cpu", message))
+                methods.append((cls, None, "cpu", message, settings))
 
         cells: list[_Cell] = []
         for dataset in datasets:
@@ -269,10 +285,11 @@ class Runner:
                             image_error = f"{image.name}: {y.shape[1]}x{y.shape[0]} is too small for x{scale}"
                         else:
                             inputs = _Inputs(y, scale, protocol)
-                    for cls, method, device, setup_error in methods:
+                    for cls, method, device, setup_error, settings in methods:
                         if scale not in cls.scales:
                             summary.unsupported += 1
                             continue
+                        name, label = variant_names(cls, settings)
                         params = canonical_params(method.key_params()) if method else "{}"
                         artifact = method.artifact_hash(scale) if method else ""
                         key = CellKey(
@@ -280,7 +297,7 @@ class Runner:
                             image_hash or f"unreadable:{image.path.name}", scale, protocol.name, device,
                         )  # fmt: skip
                         result = Result(
-                            method=cls.name, label=cls.label, dataset=dataset.name, image=image.name,
+                            method=name, label=label, dataset=dataset.name, image=image.name,
                             scale=scale, psnr=None, ssim=None, seconds=None, device=device,
                             protocol=protocol.name, method_version=cls.version, params=params,
                             artifact_hash=artifact, image_hash=image_hash, repeat=config.repeat,
@@ -293,7 +310,7 @@ class Runner:
                         elif method is not None and scale not in method.fitted_scales:
                             result.status = "failed"
                             result.error = f"no trained artifacts for x{scale} (run `srbench train {cls.name} -s {scale}`)"
-                        cells.append(_Cell(result, inputs, method))
+                        cells.append(_Cell(result, inputs, method, cls.name, settings))
         return cells, summary
 
     def run(self, config: RunConfig) -> RunSummary:
@@ -372,7 +389,8 @@ class Runner:
             hr, lr = cell.inputs.get()
             tasks.append(
                 {
-                    "method": r.method, "version": r.method_version, "device": config.device,
+                    "method": cell.registered, "settings": cell.settings,
+                    "version": r.method_version, "device": config.device,
                     "plugins": [str(Path(p).resolve()) if Path(p).exists() else p for p in config.plugins],
                     "hr": hr, "lr": lr, "scale": r.scale, "repeat": config.repeat,
                 }

@@ -94,3 +94,16 @@ def test_train_set_overrides_parameters_with_their_types(tmp_path, isolated_env)
     assert out.returncode == 1 and "no --warm-start option" in out.stderr
     out = srbench_cli("train", "orderly", "-s", "3", "--time-budget", "60", *common, env=env)
     assert out.returncode == 1 and "no --time-budget option" in out.stderr
+
+
+def test_run_set_prints_the_variant_and_rejects_a_typo(tmp_path, isolated_env):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(natural_image((48, 48))).save(folder / "a.png")
+    grid = ("run", "-m", "ne_lle", "-d", f"folder:{folder}", "-s", "2")
+    out = srbench_cli(*grid, "--set", "neighbors=12", env=isolated_env)
+    assert out.returncode == 0, out.stderr
+    assert "NE+LLE (neighbors=12)" in out.stdout and "1 run" in out.stdout
+    typo = srbench_cli(*grid, "--set", "neighbours=12", env=isolated_env)
+    assert typo.returncode == 1 and "unknown parameter 'neighbours'" in typo.stderr
+    assert typo.stderr.strip().count("\n") == 0

@@ -92,6 +92,8 @@ def test_report_lists_the_trained_artifacts_behind_its_results(tmp_path):
     store_path = tmp_path / "s.sqlite"
     with ResultStore(store_path) as store:
         store.put(_result("srcnn", "SRCNN", 3, shipped))
+        # A variant run of the same weights: a row of its own in the tables, not in provenance.
+        store.put(_result("srcnn[border=symmetric]", "SRCNN (border=symmetric)", 3, shipped))
         store.put(_result("srcnn", "SRCNN", 2, "0123456789abcdef"))  # not the shipped one
         store.put(_result("bicubic", "Bicubic", 3, ""))  # nothing trained
         store.put(_result("gone_plugin", "Gone", 3, "fedcba9876543210"))
@@ -102,3 +104,5 @@ def test_report_lists_the_trained_artifacts_behind_its_results(tmp_path):
     assert section.count('class="curve"') == 1
     assert "0123456789abcdef" in section and "earlier artifact" in section
     assert "Bicubic" not in section and "Gone" not in section
+    assert section.count(shipped) == 1 and "border=symmetric" not in section
+    assert "SRCNN (border=symmetric)" in html[:html.index('id="artifacts"')]

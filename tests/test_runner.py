@@ -160,3 +160,51 @@ def test_exports(tmp_path, data_dir):
     assert r"\begin{tabular}" in (tmp_path / "r.tex").read_text()
     with pytest.raises(ValueError, match="unknown export format"):
         export(results, "xlsx", tmp_path / "r.xlsx")
+
+
+def _folder_of_images(tmp_path, count=2, size=(60, 66)):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for seed in range(count):
+        Image.fromarray(natural_image(size, seed=seed)).save(folder / f"im{seed}.png")
+    return folder
+
+
+def test_settings_run_a_variant_beside_the_default(tmp_path):
+    folder = _folder_of_images(tmp_path)
+    grid = dict(methods=["espcn"], datasets=[f"folder:{folder}"], scales=[3], device="cpu")
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        runner = Runner(store)
+        assert runner.run(RunConfig(**grid)).run == 2
+        assert runner.run(RunConfig(**grid, settings=["border=layers"])).run == 2
+        results = store.results()
+        assert {(r.method, r.label) for r in results} == {
+            ("espcn", "ESPCN"), ("espcn[border=layers]", "ESPCN (border=layers)")
+        }
+        psnr = {(r.method, r.image): r.psnr for r in results}
+        for image in ("im0", "im1"):
+            assert psnr[("espcn", image)] != psnr[("espcn[border=layers]", image)]
+        # The default's cells are untouched, and restating a default is no variant.
+        again = runner.run(RunConfig(**grid, settings=["border=symmetric"]))
+        assert (again.cached, again.run) == (2, 0)
+        # Worker processes run the variant too, with the same numbers.
+        with ResultStore(tmp_path / "pool.sqlite") as pool_store:
+            Runner(pool_store).run(RunConfig(**grid, settings=["border=layers"], jobs=2))
+            pooled = {(r.method, r.image): r.psnr for r in pool_store.results()}
+        assert pooled == {k: v for k, v in psnr.items() if k[0] == "espcn[border=layers]"}
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [("lr=0.1", "fixed when its artifacts were trained"), ("bordr=layers", "unknown parameter"),
+     ("border", "expected KEY=VALUE")],
+)
+def test_bad_settings_stop_the_run_before_any_cell(tmp_path, setting, message):
+    from srbench.runner import RunError
+
+    folder = _folder_of_images(tmp_path, count=1)
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        with pytest.raises(RunError, match=message):
+            Runner(store).run(RunConfig(methods=["espcn"], datasets=[f"folder:{folder}"], scales=[3],
+                                        settings=[setting]))
+        assert len(store) == 0

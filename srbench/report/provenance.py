@@ -93,17 +93,20 @@ def artifact_rows(results: Iterable[Result]) -> list[ArtifactRow]:
     """
     from srbench.method import MethodError
     from srbench.registry import get_registry
+    from srbench.variants import base_name
 
-    used = {(r.method, r.scale, r.artifact_hash): r.label for r in results if r.artifact_hash}
+    # A variant (``fsrcnn[border=layers]``) runs its method's own artifacts: one row for both.
+    used = {(base_name(r.method), r.scale, r.artifact_hash) for r in results if r.artifact_hash}
     registry = get_registry()
     rows = []
-    for (name, scale, digest), label in sorted(used.items()):
+    for name, scale, digest in sorted(used):
         try:
-            method = registry.get(name)()
+            cls = registry.get(name)
+            method = cls()
             method.load(scales=[scale])
         except MethodError:  # unknown now (a plugin), untrained, or unreadable weights
             continue
-        row = ArtifactRow(method=name, label=label, scale=scale, artifact=digest)
+        row = ArtifactRow(method=name, label=cls.label, scale=scale, artifact=digest)
         if method.artifact_hash(scale) != digest:
             row.note = "the results used an earlier artifact; its manifest is not shipped now"
         else:

@@ -1,0 +1,70 @@
+"""Method variants: a registered method run with some of its parameters changed.
+
+``srbench run -m fsrcnn --set border=layers`` runs FSRCNN with the reference per-layer
+padding. Those results must never pass for the default's: they are stored under the
+variant name ``fsrcnn[border=layers]`` with the label "FSRCNN (border=layers)", so tables
+and reports give them a row of their own and the default's cached cells stay as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from srbench.method import Method, MethodError
+
+__all__ = ["base_name", "run_settings", "variant_names"]
+
+
+def run_settings(cls: type[Method], settings: Sequence[str]) -> dict[str, Any]:
+    """Parse ``KEY=VALUE`` settings for running ``cls``, typed like its parameters.
+
+    A trainable method's artifacts were fitted with its training parameters, so only the
+    parameters that act at inference (``inference_params``) and the run-time ones (device,
+    threads) may change without retraining.
+
+    Raises
+    ------
+    MethodError
+        For an unknown parameter, a malformed setting, or a training parameter.
+    """
+    if not settings:
+        return {}
+    method = cls()
+    parsed = method.parse_settings(settings)
+    if method.trainable:
+        fixed = sorted(set(parsed) - method.runtime_params - method.inference_params)
+        if fixed:
+            free = sorted(method.inference_params) or ["none"]
+            raise MethodError(
+                f"{cls.name}: {', '.join(fixed)} was fixed when its artifacts were trained "
+                f"(retrain with `srbench train {cls.name} --set ...`); settable at run time: "
+                f"{', '.join(free)}"
+            )
+    return parsed
+
+
+def variant_names(cls: type[Method], settings: Mapping[str, Any]) -> tuple[str, str]:
+    """The (name, label) results are stored under: the method's own for its defaults."""
+    defaults = cls().get_params()
+    changed = {
+        key: value
+        for key, value in settings.items()
+        if key not in cls.runtime_params and defaults.get(key) != value
+    }
+    if not changed:
+        return cls.name, cls.label
+    # Not a comma: --methods filters split on commas.
+    text = ";".join(f"{key}={_text(value)}" for key, value in sorted(changed.items()))
+    return f"{cls.name}[{text}]", f"{cls.label} ({text})"
+
+
+def base_name(name: str) -> str:
+    """The registered method behind a stored name: ``fsrcnn[border=layers]`` -> ``fsrcnn``."""
+    return name.partition("[")[0]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return "/".join(_text(v) for v in value)
+    return str(value)
