@@ -127,14 +127,21 @@ def list_(
 ) -> None:
     """List registered methods or catalogued datasets."""
     if what in ("methods", "method"):
+        from srbench.variants import settable_defaults
+
         registry = _registry(plugin)
-        table = Table("name", "label", "scales", "trainable", "version", "origin")
+        table = Table("name", "label", "scales", "trainable", "version", "run --set", "origin")
         for name in registry.names(pattern):
             entry = registry.entries[name]
             cls = entry.cls
+            try:
+                settable = " ".join(f"{k}={v}" for k, v in settable_defaults(cls).items())
+            except Exception:  # noqa: BLE001 - a plugin whose defaults fail still gets listed
+                settable = "?"
             table.add_row(
                 name, cls.label, ",".join(str(s) for s in sorted(cls.scales)),
-                "yes" if cls.trainable else "", cls.version, _short_origin(entry.origin),
+                "yes" if cls.trainable else "", cls.version, escape(settable),
+                _short_origin(entry.origin),
             )  # fmt: skip
         console.print(table)
     elif what in ("datasets", "dataset"):

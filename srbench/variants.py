@@ -13,7 +13,18 @@ from typing import Any
 
 from srbench.method import Method, MethodError
 
-__all__ = ["base_name", "run_settings", "variant_names"]
+__all__ = ["base_name", "run_settings", "settable_defaults", "variant_names"]
+
+
+def settable_defaults(cls: type[Method]) -> dict[str, Any]:
+    """The parameters ``srbench run --set`` may change for ``cls``, with their defaults.
+
+    Every output-changing parameter of an untrained method; only the inference parameters
+    of a trained one (the rest were fixed when its artifacts were fitted).
+    """
+    params = cls().get_params()
+    free = cls.inference_params if cls.trainable else set(params) - cls.runtime_params
+    return {key: params[key] for key in sorted(free) if key in params}
 
 
 def run_settings(cls: type[Method], settings: Sequence[str]) -> dict[str, Any]:
@@ -35,7 +46,7 @@ def run_settings(cls: type[Method], settings: Sequence[str]) -> dict[str, Any]:
     if method.trainable:
         fixed = sorted(set(parsed) - method.runtime_params - method.inference_params)
         if fixed:
-            free = sorted(method.inference_params) or ["none"]
+            free = list(settable_defaults(cls)) or ["none"]
             raise MethodError(
                 f"{cls.name}: {', '.join(fixed)} was fixed when its artifacts were trained "
                 f"(retrain with `srbench train {cls.name} --set ...`); settable at run time: "

@@ -107,3 +107,11 @@ def test_run_set_prints_the_variant_and_rejects_a_typo(tmp_path, isolated_env):
     typo = srbench_cli(*grid, "--set", "neighbours=12", env=isolated_env)
     assert typo.returncode == 1 and "unknown parameter 'neighbours'" in typo.stderr
     assert typo.stderr.strip().count("\n") == 0
+
+
+def test_list_methods_shows_what_run_can_set(isolated_env):
+    out = srbench_cli("list", "methods", env=isolated_env)
+    assert out.returncode == 0, out.stderr
+    rows = {line.split("│")[1].strip(): line for line in out.stdout.splitlines() if line.count("│") > 2}
+    assert "border=layers" in rows["srcnn"] and "border=symmetric" in rows["fsrcnn"]
+    assert "neighborhood=40" in rows["anr"] and "=" not in rows["aplus"].split("│")[6]
