@@ -181,9 +181,9 @@ def _run_grid(
     data_dir: Path | None, device: str, jobs: int, executor: str, scheduler: str | None,
     plugins: list[str], force: bool, repeat: int, settings: list[str] | None = None,
 ) -> int:  # fmt: skip
-    from srbench.runner import RunConfig, Runner
+    from srbench.runner import RunConfig, Runner, resolve_variants
     from srbench.store import ResultStore
-    from srbench.variants import run_settings, variant_names
+    from srbench.variants import variant_names
 
     registry = _registry(plugins)
     config = RunConfig(
@@ -200,8 +200,8 @@ def _run_grid(
         )
         summary = runner.run(config)
         names = [
-            variant_names(cls, run_settings(cls, config.settings))[0]
-            for cls in registry.resolve(methods)
+            variant_names(cls, settings)[0]
+            for cls, settings in resolve_variants(registry, methods, config.settings)
         ]
         results = result_store.results(methods=names, scales=scales)
         _print_means(results, datasets)
@@ -239,7 +239,7 @@ def _print_means(results: list, datasets: list[str]) -> None:
 @app.command()
 @domain_command
 def run(
-    methods: Annotated[str, typer.Option("-m", "--methods", help="comma-separated names or wildcards")] = "bicubic",
+    methods: Annotated[str, typer.Option("-m", "--methods", help="comma-separated names, wildcards or variants such as 'fsrcnn[border=layers]'")] = "bicubic",
     datasets: Annotated[str, typer.Option("-d", "--datasets", help="e.g. Set5,Set14 or folder:PATH")] = DEFAULT_DATASETS,
     scales: Annotated[str, typer.Option("-s", "--scales", help="e.g. 2,3,4")] = DEFAULT_SCALES,
     data_dir: DataDirOpt = None,
@@ -434,11 +434,12 @@ def upscale(
     from srbench.colour import upscale_image
     from srbench.imageio import read_image, write_image
     from srbench.runner import instantiate
-    from srbench.variants import run_settings
+    from srbench.variants import run_settings, split_variant
 
     registry = _registry(plugin)
-    cls = registry.get(method)
-    instance, _ = instantiate(cls, device, run_settings(cls, settings or []))
+    name, inline = split_variant(method)
+    cls = registry.get(name)
+    instance, _ = instantiate(cls, device, run_settings(cls, [*(settings or []), *inline]))
     image = read_image(input, min_side=4)
     result = upscale_image(instance, image, scale)
     if output.exists() and output.resolve() == input.resolve():

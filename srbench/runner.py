@@ -26,7 +26,7 @@ from srbench.metrics import evaluate
 from srbench.protocol import DEFAULT_PROTOCOL, get_protocol, modcrop
 from srbench.registry import Registry, get_registry
 from srbench.store import CellKey, Result, ResultStore, canonical_params
-from srbench.variants import run_settings, variant_names
+from srbench.variants import run_settings, split_variant, variant_names
 
 __all__ = ["RunConfig", "RunSummary", "Runner", "compute_cell", "resolve_device", "validate_output"]
 
@@ -130,6 +130,40 @@ def compute_cell(
 
 
 # ---------------------------------------------------------------------- method set-up
+def resolve_variants(
+    registry: Registry, specs: Iterable[str], settings: Sequence[str] = ()
+) -> list[tuple[type[Method], dict[str, Any]]]:
+    """The methods a run asks for, each with its parsed settings, once per variant.
+
+    ``specs`` are names, wildcards or variant names (``fsrcnn[border=layers]``); ``settings``
+    (``--set``) apply to every method, and a variant's own settings come after them.
+
+    Raises
+    ------
+    UnknownMethodError
+        For a name nothing matches.
+    RunError
+        For a setting a method does not accept: the user's mistake stops the run here,
+        before any cell is computed.
+    """
+    out: list[tuple[type[Method], dict[str, Any]]] = []
+    seen: set[str] = set()
+    for spec in specs:
+        pattern, inline = split_variant(spec)
+        if not pattern:
+            continue
+        for cls in registry.resolve([pattern]):
+            try:
+                parsed = run_settings(cls, [*settings, *inline])
+            except MethodError as exc:
+                raise RunError(str(exc)) from None
+            name, _ = variant_names(cls, parsed)
+            if name not in seen:
+                seen.add(name)
+                out.append((cls, parsed))
+    return out
+
+
 def instantiate(
     cls: type[Method], device: str, settings: Mapping[str, Any] | None = None
 ) -> tuple[Method, str]:
@@ -245,20 +279,15 @@ class Runner:
         protocol = get_protocol(config.protocol)
         for plugin in config.plugins:
             self.registry.load_plugin(plugin)
-        classes = self.registry.resolve(config.methods)
-        if not classes:
+        variants = resolve_variants(self.registry, config.methods, config.settings)
+        if not variants:
             raise RunError("no methods to run")
         scales = sorted({int(s) for s in config.scales})
         datasets: list[Dataset] = [load_dataset(name, config.data_dir) for name in config.datasets]
 
         summary = RunSummary()
         methods: list[tuple[type[Method], Method | None, str, str, dict[str, Any]]] = []
-        for cls in classes:
-            try:
-                # A mistyped setting is the user's error, not a broken method: stop here.
-                settings = run_settings(cls, config.settings)
-            except MethodError as exc:
-                raise RunError(str(exc)) from None
+        for cls, settings in variants:
             try:
                 method, device = instantiate(cls, config.device, settings)
                 methods.append((cls, method, device, "", settings))

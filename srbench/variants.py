@@ -13,7 +13,7 @@ from typing import Any
 
 from srbench.method import Method, MethodError
 
-__all__ = ["base_name", "run_settings", "settable_defaults", "variant_names"]
+__all__ = ["base_name", "run_settings", "settable_defaults", "split_variant", "variant_names"]
 
 
 def settable_defaults(cls: type[Method]) -> dict[str, Any]:
@@ -68,6 +68,19 @@ def variant_names(cls: type[Method], settings: Mapping[str, Any]) -> tuple[str, 
     # Not a comma: --methods filters split on commas.
     text = ";".join(f"{key}={_text(value)}" for key, value in sorted(changed.items()))
     return f"{cls.name}[{text}]", f"{cls.label} ({text})"
+
+
+def split_variant(spec: str) -> tuple[str, list[str]]:
+    """A method spec and its inline settings: the stored name of a variant runs it again.
+
+    ``"fsrcnn[border=layers]"`` gives ``("fsrcnn", ["border=layers"])``; several settings are
+    separated by ``;``. Plain names and wildcards (``ne_*``, ``[ab]*``) have no settings.
+    """
+    spec = spec.strip()
+    head, bracket, rest = spec.partition("[")
+    if bracket and head and rest.endswith("]") and "=" in rest:
+        return head, [item for item in rest[:-1].split(";") if item.strip()]
+    return spec, []
 
 
 def base_name(name: str) -> str:

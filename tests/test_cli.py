@@ -104,6 +104,9 @@ def test_run_set_prints_the_variant_and_rejects_a_typo(tmp_path, isolated_env):
     out = srbench_cli(*grid, "--set", "neighbors=12", env=isolated_env)
     assert out.returncode == 0, out.stderr
     assert "NE+LLE (neighbors=12)" in out.stdout and "1 run" in out.stdout
+    # The stored variant name, given back to -m, is the same variant: nothing to compute.
+    again = srbench_cli("run", "-m", "ne_lle[neighbors=12]", *grid[3:], env=isolated_env)
+    assert again.returncode == 0 and "1 cached, 0 run" in again.stdout, again.stderr
     typo = srbench_cli(*grid, "--set", "neighbours=12", env=isolated_env)
     assert typo.returncode == 1 and "unknown parameter 'neighbours'" in typo.stderr
     assert typo.stderr.strip().count("\n") == 0

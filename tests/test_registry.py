@@ -84,3 +84,12 @@ def test_registration_validates_metadata():
 
     with pytest.raises(Exception, match="lowercase name"):
         registry.add(NoName, "test")
+
+
+def test_split_variant_keeps_wildcards_and_names_apart():
+    from srbench.variants import split_variant
+
+    assert split_variant("fsrcnn[border=layers]") == ("fsrcnn", ["border=layers"])
+    assert split_variant(" anr[lam=0.1;neighborhood=20] ") == ("anr", ["lam=0.1", "neighborhood=20"])
+    assert split_variant("[ab]*") == ("[ab]*", [])
+    assert split_variant("ne_*") == ("ne_*", [])

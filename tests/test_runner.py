@@ -187,6 +187,9 @@ def test_settings_run_a_variant_beside_the_default(tmp_path):
         # The default's cells are untouched, and restating a default is no variant.
         again = runner.run(RunConfig(**grid, settings=["border=symmetric"]))
         assert (again.cached, again.run) == (2, 0)
+        # A variant's stored name runs it again, beside the default, in one grid.
+        both = runner.run(RunConfig(**{**grid, "methods": ["espcn", "espcn[border=layers]"]}))
+        assert (both.cached, both.run) == (4, 0)
         # Worker processes run the variant too, with the same numbers.
         with ResultStore(tmp_path / "pool.sqlite") as pool_store:
             Runner(pool_store).run(RunConfig(**grid, settings=["border=layers"], jobs=2))
