@@ -106,3 +106,16 @@ def test_report_lists_the_trained_artifacts_behind_its_results(tmp_path):
     assert "Bicubic" not in section and "Gone" not in section
     assert section.count(shipped) == 1 and "border=symmetric" not in section
     assert "SRCNN (border=symmetric)" in html[:html.index('id="artifacts"')]
+
+
+def test_a_variant_follows_its_method_in_the_tables():
+    from srbench.report.data import build_report_data
+
+    rows = [_result(m, label, 3, "", image=img)
+            for m, label in [("fsrcnn[border=layers]", "FSRCNN (border=layers)"), ("zzz_plugin", "Z"),
+                             ("fsrcnn", "FSRCNN"), ("srcnn", "SRCNN")]
+            for img in ("baby", "bird")]
+    data = build_report_data(rows, method_order=["srcnn", "fsrcnn"])
+    assert [row.method for row in data.sections[0].rows] == [
+        "srcnn", "fsrcnn", "fsrcnn[border=layers]", "zzz_plugin"
+    ]

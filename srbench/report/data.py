@@ -15,6 +15,7 @@ from srbench.protocol import get_protocol
 from srbench.report.provenance import ArtifactRow, artifact_rows
 from srbench.references import published
 from srbench.store import Result
+from srbench.variants import base_name
 
 __all__ = ["MachineInfo", "ReportData", "Section", "SummaryRow", "build_report_data"]
 
@@ -191,7 +192,10 @@ def build_report_data(
         return (position, dataset, scale)
 
     for (dataset, scale), rows in sorted(by_section.items(), key=section_order):
-        methods = sorted({r.method for r in rows}, key=lambda m: (order.get(m, len(order)), m))
+        # A variant (``fsrcnn[border=layers]``) sits right after its method.
+        methods = sorted(
+            {r.method for r in rows}, key=lambda m: (order.get(base_name(m), len(order)), m)
+        )
         labels = {r.method: r.label for r in rows}
         images = sorted({r.image for r in rows})
         per_image: dict[str, dict[str, ImageCell]] = {img: {} for img in images}
