@@ -93,7 +93,7 @@ class _CNNMethod(Method):
         )
 
     def _checkpoint_path(self, scale: int) -> Path:
-        root = Path(self.checkpoint_dir) if self.checkpoint_dir else _repo_root() / "checkpoints"
+        root = Path(self.checkpoint_dir) if self.checkpoint_dir else _checkpoint_root()
         # A warm-started run has its own checkpoint: it must never resume a seeded one.
         suffix = "-warm" if self.warm_start else ""
         return root / self.name / f"x{scale}{suffix}.pt"
@@ -286,8 +286,14 @@ def _tensor(value: np.ndarray):
     return torch.from_numpy(np.array(value, dtype=np.float32))
 
 
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+def _checkpoint_root() -> Path:
+    """``checkpoints/`` in a source checkout; the srbench cache folder for a wheel install."""
+    here = Path(__file__).resolve().parent
+    if here.name == "_methods":  # inside an installed srbench: keep site-packages clean
+        from srbench.datasets import cache_dir
+
+        return cache_dir() / "checkpoints"
+    return here.parent / "checkpoints"
 
 
 class _SRCNNBase(_CNNMethod):
@@ -351,7 +357,8 @@ class SRCNNMethod(_SRCNNBase):
         Train for about this many seconds per scale instead of ``epochs``: two epochs are
         timed, then the epoch count is fixed to fit (and recorded in the manifest).
     checkpoint_dir : str, optional
-        Where checkpoints go (default: ``checkpoints/`` in the repository).
+        Where checkpoints go (default: ``checkpoints/`` in the repository, or the srbench
+        cache folder when srbench is installed from a wheel).
     progress : bool
     threads : int, optional
         Torch CPU threads for inference (default: torch's own choice).

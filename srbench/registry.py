@@ -263,8 +263,17 @@ def _metadata_problem(cls: object) -> str:
 
 
 def builtin_methods_dir() -> Path:
-    """The first-party ``methods/`` folder beside the ``srbench`` package."""
-    return Path(__file__).resolve().parent.parent / "methods"
+    """The first-party ``methods/`` folder.
+
+    A wheel carries it inside the package as ``srbench/_methods``; a source checkout (and
+    its editable install) has it beside the package.
+    """
+    return _methods_dir(Path(__file__).resolve().parent)
+
+
+def _methods_dir(package: Path) -> Path:
+    installed = package / "_methods"
+    return installed if installed.is_dir() else package.parent / "methods"
 
 
 _REGISTRY = Registry()

@@ -93,3 +93,27 @@ def test_split_variant_keeps_wildcards_and_names_apart():
     assert split_variant(" anr[lam=0.1;neighborhood=20] ") == ("anr", ["lam=0.1", "neighborhood=20"])
     assert split_variant("[ab]*") == ("[ab]*", [])
     assert split_variant("ne_*") == ("ne_*", [])
+
+
+def test_the_wheel_lists_every_package_and_carries_the_methods():
+    import tomllib
+
+    from tests.conftest import ROOT
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    on_disk = {
+        ".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "srbench").rglob("__init__.py")
+    }
+    assert set(config["packages"]) == on_disk | {"srbench._methods"}
+    assert config["package-dir"]["srbench._methods"] == "methods"
+    assert "weights/*/*.safetensors" in config["package-data"]["srbench._methods"]
+
+
+def test_methods_are_found_inside_an_installed_package_first(tmp_path):
+    from srbench.registry import _methods_dir
+
+    package = tmp_path / "srbench"
+    package.mkdir()
+    assert _methods_dir(package) == tmp_path / "methods"  # a source checkout
+    (package / "_methods").mkdir()
+    assert _methods_dir(package) == package / "_methods"  # a wheel install
