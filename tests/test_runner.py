@@ -211,3 +211,22 @@ def test_bad_settings_stop_the_run_before_any_cell(tmp_path, setting, message):
             Runner(store).run(RunConfig(methods=["espcn"], datasets=[f"folder:{folder}"], scales=[3],
                                         settings=[setting]))
         assert len(store) == 0
+
+
+def test_dask_executor_gives_the_same_numbers_as_a_local_run(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    folder = _folder_of_images(tmp_path)
+    grid = dict(methods=["bicubic", "espcn[border=layers]"], datasets=[f"folder:{folder}"],
+                scales=[2, 3], device="cpu")
+    with ResultStore(tmp_path / "local.sqlite") as store:
+        Runner(store).run(RunConfig(**grid))
+        local = {(r.method, r.image, r.scale): r.psnr for r in store.results()}
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        with ResultStore(tmp_path / "dask.sqlite") as store:
+            summary = Runner(store).run(
+                RunConfig(**grid, executor="dask", scheduler=cluster.scheduler_address)
+            )
+            remote = {(r.method, r.image, r.scale): r.psnr for r in store.results()}
+    assert summary.run == len(local) == 8 and summary.failed == 0
+    assert remote == local
