@@ -119,3 +119,18 @@ def test_a_variant_follows_its_method_in_the_tables():
     assert [row.method for row in data.sections[0].rows] == [
         "srcnn", "fsrcnn", "fsrcnn[border=layers]", "zzz_plugin"
     ]
+
+
+def test_scatter_labels_keep_off_other_points():
+    from srbench.report.svg import _label_position
+
+    bounds = (0.0, 0.0, 500.0, 300.0)
+    # A point right where the label would go: the label moves off it.
+    dot = (115.0, 129.0, 97.0, 111.0)
+    lx, ly = _label_position(100.0, 100.0, "SRCNN", [], [dot], bounds)
+    box = (lx, lx + 6.6 * 5 + 2, ly - 10, ly + 3)
+    assert not (box[0] < dot[1] and dot[0] < box[1] and box[2] < dot[3] and dot[2] < box[3])
+    # With the right side walled off, the label goes left of its point.
+    wall = (105.0, 500.0, 0.0, 300.0)
+    lx, _ = _label_position(100.0, 100.0, "SRCNN", [], [wall], bounds)
+    assert lx + 6.6 * 5 + 2 <= 100.0

@@ -91,14 +91,21 @@ def scatter_svg(section: Section, method_order: list[str], width: int = 560, hei
         path = " ".join(f"{x(r.seconds):.1f},{y(r.psnr):.1f}" for r in front)
         parts.append(f'<polyline points="{path}" class="pareto"/>')
     placed: list[tuple[float, float, float, float]] = []
+    # Labels keep off every point too, not only off each other.
+    dots = [(x(r.seconds) - 7, x(r.seconds) + 7, y(r.psnr) - 7, y(r.psnr) + 7) for r in points]
     for r in sorted(points, key=lambda r: -r.psnr):
         px, py = x(r.seconds), y(r.psnr)
         colour = method_colour(r.method, method_order)
         tip = f"{r.label}: {r.psnr:.2f} dB, {r.seconds:.3g} s"
-        lx, ly = _label_position(px, py, r.label, placed, (left, top, left + plot_w + right - 4, top + plot_h))
+        lx, ly = _label_position(
+            px, py, r.label, placed, dots, (left, top, left + plot_w + right - 4, top + plot_h)
+        )
         leader = ""
-        if abs(ly - (py + 4)) > 1:
-            leader = f'<line x1="{px:.1f}" y1="{py:.1f}" x2="{lx - 2:.1f}" y2="{ly - 4:.1f}" class="leader"/>'
+        if abs(ly - (py + 4)) > 1 or lx < px:
+            # From the point to the label's near end (its left end, or its right end when
+            # the label sits left of the point).
+            end = lx - 2 if lx > px else lx + _label_width(r.label)
+            leader = f'<line x1="{px:.1f}" y1="{py:.1f}" x2="{end:.1f}" y2="{ly - 4:.1f}" class="leader"/>'
         parts.append(
             f'<g class="point{" on-front" if r.pareto else ""}"><title>{escape(tip)}</title>{leader}'
             f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{6 if r.pareto else 5}" fill="{colour}"/>'
@@ -108,21 +115,33 @@ def scatter_svg(section: Section, method_order: list[str], width: int = 560, hei
     return "\n".join(parts)
 
 
+def _label_width(text: str) -> float:
+    return 6.6 * len(text) + 2
+
+
 def _label_position(
     px: float, py: float, text: str, placed: list[tuple[float, float, float, float]],
-    bounds: tuple[float, float, float, float],
+    dots: list[tuple[float, float, float, float]], bounds: tuple[float, float, float, float],
 ) -> tuple[float, float]:
-    """Put a label right of its point, nudged up or down until it overlaps no other label."""
-    width, height = 6.6 * len(text) + 2, 13.0
-    for step in range(0, 15):
-        dy = (step + 1) // 2 * 13.0 * (1 if step % 2 else -1)
-        lx, ly = px + 9, py + 4 + dy
-        box = (lx, lx + width, ly - height + 3, ly + 3)
-        inside = bounds[1] <= box[2] and box[3] <= bounds[3] + 20
-        clash = any(box[0] < b[1] and b[0] < box[1] and box[2] < b[3] and b[2] < box[3] for b in placed)
-        if inside and not clash:
-            placed.append(box)
-            return lx, ly
+    """Put a label beside its point where it overlaps no other label and no point.
+
+    Right of the point first, nudged up or down a line at a time; then left of it.
+    """
+    width, height = _label_width(text), 13.0
+    obstacles = placed + dots
+    for side in (1, -1):
+        for step in range(0, 15):
+            dy = (step + 1) // 2 * 13.0 * (1 if step % 2 else -1)
+            lx = px + 9 if side > 0 else px - 9 - width
+            ly = py + 4 + dy
+            box = (lx, lx + width, ly - height + 3, ly + 3)
+            inside = bounds[0] <= box[0] and bounds[1] <= box[2] and box[3] <= bounds[3] + 20
+            clash = any(
+                box[0] < b[1] and b[0] < box[1] and box[2] < b[3] and b[2] < box[3] for b in obstacles
+            )
+            if inside and not clash:
+                placed.append(box)
+                return lx, ly
     placed.append((px + 9, px + 9 + width, py - 9, py + 7))
     return px + 9, py + 4
 
