@@ -286,17 +286,18 @@ class Runner:
         datasets: list[Dataset] = [load_dataset(name, config.data_dir) for name in config.datasets]
 
         summary = RunSummary()
-        methods: list[tuple[type[Method], Method | None, str, str, dict[str, Any]]] = []
+        methods: list[tuple[type[Method], Method | None, str, str, dict[str, Any], tuple[str, str]]] = []
         for cls, settings in variants:
+            names = variant_names(cls, settings)
             try:
                 method, device = instantiate(cls, config.device, settings)
-                methods.append((cls, method, device, "", settings))
+                methods.append((cls, method, device, "", settings, names))
             except RunError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a broken method must not stop the others
                 message = _describe(exc)
                 self.log(f"{cls.name}: cannot be set up: {message}")
-                methods.append((cls, None, "cpu", message, settings))
+                methods.append((cls, None, "cpu", message, settings, names))
 
         cells: list[_Cell] = []
         for dataset in datasets:
@@ -314,11 +315,10 @@ class Runner:
                             image_error = f"{image.name}: {y.shape[1]}x{y.shape[0]} is too small for x{scale}"
                         else:
                             inputs = _Inputs(y, scale, protocol)
-                    for cls, method, device, setup_error, settings in methods:
+                    for cls, method, device, setup_error, settings, (name, label) in methods:
                         if scale not in cls.scales:
                             summary.unsupported += 1
                             continue
-                        name, label = variant_names(cls, settings)
                         params = canonical_params(method.key_params()) if method else "{}"
                         artifact = method.artifact_hash(scale) if method else ""
                         key = CellKey(
