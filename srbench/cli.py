@@ -181,9 +181,8 @@ def _run_grid(
     data_dir: Path | None, device: str, jobs: int, executor: str, scheduler: str | None,
     plugins: list[str], force: bool, repeat: int, settings: list[str] | None = None,
 ) -> int:  # fmt: skip
-    from srbench.runner import RunConfig, Runner, resolve_variants
+    from srbench.runner import RunConfig, Runner
     from srbench.store import ResultStore
-    from srbench.variants import variant_names
 
     registry = _registry(plugins)
     config = RunConfig(
@@ -199,11 +198,7 @@ def _run_grid(
             log=lambda line: err_console.print(f"[yellow]failed:[/] {escape(line)}", highlight=False),
         )
         summary = runner.run(config)
-        names = [
-            variant_names(cls, settings)[0]
-            for cls, settings in resolve_variants(registry, methods, config.settings)
-        ]
-        results = result_store.results(methods=names, scales=scales)
+        results = result_store.results(methods=summary.methods, scales=scales)
         _print_means(results, datasets)
         console.print(f"{summary.line()} (protocol {config.protocol}, store {result_store.path})")
     return summary.failed + summary.bad_images

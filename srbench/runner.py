@@ -58,6 +58,8 @@ class RunSummary:
     unsupported: int = 0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
+    #: The names the results were stored under (a variant's own, e.g. fsrcnn[border=layers]).
+    methods: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         parts = [f"{self.cached} cached", f"{self.run} run"]
@@ -285,7 +287,7 @@ class Runner:
         scales = sorted({int(s) for s in config.scales})
         datasets: list[Dataset] = [load_dataset(name, config.data_dir) for name in config.datasets]
 
-        summary = RunSummary()
+        summary = RunSummary(methods=[variant_names(cls, settings)[0] for cls, settings in variants])
         methods: list[tuple[type[Method], Method | None, str, str, dict[str, Any], tuple[str, str]]] = []
         for cls, settings in variants:
             names = variant_names(cls, settings)
