@@ -226,7 +226,7 @@ class Method:
             "method": self.name,
             "version": self.version,
             "scale": scale,
-            "params": _jsonable(self.get_params()),
+            "params": _jsonable(self._recorded_params()),
             "training_data_sha256": training_data_hash(images),
             "training_images": len(images),
             "duration_s": round(time.perf_counter() - start, 3),
@@ -234,6 +234,18 @@ class Method:
         }
         self._store_artifacts(scale, tensors, manifest)
         return self
+
+    def _recorded_params(self) -> dict[str, Any]:
+        """The parameters a manifest records: all but the runtime folders.
+
+        Where checkpoints or caches lived says nothing about how an artifact was made, and
+        an absolute path would carry the training machine's layout into the repository.
+        """
+        return {
+            key: value
+            for key, value in self.get_params().items()
+            if not (key in self.runtime_params and key.endswith("_dir"))
+        }
 
     def _fit_scale(
         self, images: list[np.ndarray], scale: int

@@ -117,3 +117,18 @@ def test_methods_are_found_inside_an_installed_package_first(tmp_path):
     assert _methods_dir(package) == tmp_path / "methods"  # a source checkout
     (package / "_methods").mkdir()
     assert _methods_dir(package) == package / "_methods"  # a wheel install
+
+
+def test_shipped_manifests_carry_no_machine_paths():
+    """A manifest records how an artifact was made, never where its builder kept files."""
+    import json
+
+    from srbench.registry import builtin_methods_dir
+
+    manifests = sorted((builtin_methods_dir() / "weights").glob("*/x*.json"))
+    assert manifests, "the built-in methods ship no manifests"
+    for path in manifests:
+        manifest = json.loads(path.read_text())
+        assert not [k for k in manifest.get("params", {}) if k.endswith("_dir")], path
+        text = path.read_text()
+        assert '"/' not in text and ":\\\\" not in text, path
