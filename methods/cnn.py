@@ -88,9 +88,13 @@ class _CNNMethod(Method):
             lr_final=self.lr_final,
             seed=self.seed,
             augment=self.augment,
-            trainable=self.finetune_trainable if finetune else None,
+            trainable=self._finetune_trainable() if finetune else None,
             output_lr_factor=self.output_lr_factor,
         )
+
+    def _finetune_trainable(self) -> tuple[str, ...] | None:
+        """Layers an x2/x4 fine-tune trains (None: all of them)."""
+        return self.finetune_trainable
 
     def _checkpoint_path(self, scale: int) -> Path:
         root = Path(self.checkpoint_dir) if self.checkpoint_dir else _checkpoint_root()
@@ -139,7 +143,8 @@ class _CNNMethod(Method):
             return None, None
         base, base_hash = self._base_weights(images)
         state = {k: v for k, v in base.items() if not k.startswith(self.finetune_skip)}
-        trained = list(self.finetune_trainable) if self.finetune_trainable else "all"
+        trainable = self._finetune_trainable()
+        trained = list(trainable) if trainable else "all"
         return state, {"from_scale": BASE_SCALE, "from_artifact": base_hash, "trained": trained}
 
     def _fit_scale(
@@ -502,6 +507,10 @@ class FSRCNNMethod(_LRSpaceBase):
     As :class:`SRCNNMethod`; ``patch_size`` and ``stride`` are in LR pixels and
     ``augment`` applies random flips/rotations. ``output_lr_factor`` defaults to 1: with
     Adam the paper's 0.1 for the deconvolution left the network far behind SRCNN.
+    finetune_layers : {"deconv", "all"}
+        What the x2/x4 fine-tune from the x3 network trains: the deconvolution alone, as
+        in the paper's transfer experiment (the shared layers stay those of x3), or every
+        layer, starting from x3.
     """
 
     name = "fsrcnn"
@@ -510,6 +519,7 @@ class FSRCNNMethod(_LRSpaceBase):
     arch = "fsrcnn"
     arch_kwargs = {"d": 56, "s": 12, "m": 4}
     finetune_trainable = ("deconv",)
+    finetune_layer_choices = ("deconv", "all")
     citation = (
         "C. Dong, C. C. Loy, X. Tang, Accelerating the super-resolution convolutional neural "
         "network, ECCV 2016"
@@ -524,6 +534,7 @@ class FSRCNNMethod(_LRSpaceBase):
         lr: float = 1e-3,
         lr_final: float = 1e-5,
         finetune_lr_factor: float = 0.5,
+        finetune_layers: str = "deconv",
         output_lr_factor: float = 1.0,
         patch_size: int = 30,
         stride: int = 12,
@@ -541,6 +552,14 @@ class FSRCNNMethod(_LRSpaceBase):
         threads: int | None = None,
     ) -> None:
         self._store(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
+
+    def _finetune_trainable(self) -> tuple[str, ...] | None:
+        if self.finetune_layers not in self.finetune_layer_choices:
+            raise MethodError(
+                f"fsrcnn: finetune_layers must be one of {', '.join(self.finetune_layer_choices)},"
+                f" not {self.finetune_layers!r}"
+            )
+        return self.finetune_trainable if self.finetune_layers == "deconv" else None
 
 
 @register

@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 from srbench.cnn import models  # noqa: E402
 from srbench.cnn.data import bicubic_pairs, lr_pairs, split_holdout  # noqa: E402
 from srbench.cnn.train import TrainConfig, train  # noqa: E402
+from srbench.method import MethodError  # noqa: E402
 from srbench.protocol import degrade, imresize, modcrop  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -371,6 +372,28 @@ def test_fsrcnn_fine_tune_changes_only_the_deconvolution(tmp_path):
             assert x3[key].shape != x4[key].shape or not np.array_equal(x3[key], x4[key])
         else:
             np.testing.assert_array_equal(x3[key], x4[key])
+    assert method.manifests_[4]["init"]["trained"] == ["deconv"]
+
+
+def test_fsrcnn_fine_tune_of_all_layers_starts_from_x3_and_moves_them(tmp_path):
+    images = _images(4, size=96)
+    method = cnn.FSRCNNMethod(epochs=1, finetune_epochs=1, holdout=1, batch_size=8,
+                              patch_size=20, stride=10, progress=False, device="cpu",
+                              checkpoint_dir=str(tmp_path), finetune_layers="all")
+    method.fit(images, 3).fit(images, 2)
+    x3, x2 = method.artifacts_[3], method.artifacts_[2]
+    assert method.manifests_[2]["init"] == {
+        "from_scale": 3, "from_artifact": method.artifact_hash(3), "trained": "all"}
+    shared = [key for key in x3 if not key.startswith("deconv.")]
+    assert [key for key in shared if not np.array_equal(x3[key], x2[key])] == shared
+
+
+def test_fsrcnn_rejects_an_unknown_fine_tune_choice(tmp_path):
+    method = cnn.FSRCNNMethod(epochs=1, finetune_epochs=1, holdout=1, batch_size=8,
+                              patch_size=20, stride=10, progress=False, device="cpu",
+                              checkpoint_dir=str(tmp_path), finetune_layers="mapping")
+    with pytest.raises(MethodError, match="finetune_layers must be one of deconv, all"):
+        method.fit(_images(4, size=96), 2)
 
 
 @pytest.mark.parametrize("cls", CNN_METHODS)
