@@ -58,6 +58,9 @@ def test_summarise_manifest_adds_up_a_warm_started_chain():
     assert plain["runs"] == 1 and plain["seconds"] == 12.5 and plain["epochs"] is None
     assert plain["start"] == "K-SVD dictionary"
     assert plain["heldout_curve"] == []
+    # A fine-tune that trained some layers only says which.
+    partial = summarise_manifest({"init": {"from_scale": 3, "trained": ["deconv"]}, "epochs": 9})
+    assert partial["start"] == "x3 weights (deconv only)"
     # Scale augmentation: the original images and how many scales each was trained at.
     augmented = summarise_manifest({"train_images": 86, "train_scales": [1.0, 0.9, 0.8]})
     assert (augmented["training_images"], augmented["training_scales"]) == (86, 3)

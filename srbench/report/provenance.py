@@ -45,6 +45,9 @@ def _describe_start(init: Any, manifest: Mapping[str, Any]) -> str:
         if init.get("from") == "srcnn":
             return f"SRCNN 9-1-5 x{init.get('from_scale')} weights"
         if "from_scale" in init:
+            trained = init.get("trained")
+            if isinstance(trained, list) and trained:  # a partial fine-tune names its layers
+                return f"x{init['from_scale']} weights ({' and '.join(trained)} only)"
             return f"x{init['from_scale']} weights"
     if manifest.get("dictionary"):
         return "K-SVD dictionary"
