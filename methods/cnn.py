@@ -486,6 +486,10 @@ class _LRSpaceBase(_CNNMethod):
         )
 
 
+# What an FSRCNN x2/x4 fine-tune from x3 may train: the deconvolution alone, or everything.
+FSRCNN_FINETUNE_LAYERS = ("deconv", "all")
+
+
 @register
 class FSRCNNMethod(_LRSpaceBase):
     """FSRCNN (56, 12, 4): PReLU, deconvolution to HR; x3 from scratch, x2/x4 deconv-only.
@@ -519,7 +523,6 @@ class FSRCNNMethod(_LRSpaceBase):
     arch = "fsrcnn"
     arch_kwargs = {"d": 56, "s": 12, "m": 4}
     finetune_trainable = ("deconv",)
-    finetune_layer_choices = ("deconv", "all")
     citation = (
         "C. Dong, C. C. Loy, X. Tang, Accelerating the super-resolution convolutional neural "
         "network, ECCV 2016"
@@ -554,10 +557,10 @@ class FSRCNNMethod(_LRSpaceBase):
         self._store(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
 
     def _finetune_trainable(self) -> tuple[str, ...] | None:
-        if self.finetune_layers not in self.finetune_layer_choices:
+        if self.finetune_layers not in FSRCNN_FINETUNE_LAYERS:
             raise MethodError(
-                f"fsrcnn: finetune_layers must be one of {', '.join(self.finetune_layer_choices)},"
-                f" not {self.finetune_layers!r}"
+                f"{self.name}: finetune_layers must be one of {', '.join(FSRCNN_FINETUNE_LAYERS)};"
+                f" got {self.finetune_layers!r}"
             )
         return self.finetune_trainable if self.finetune_layers == "deconv" else None
 
