@@ -90,6 +90,7 @@ class _CNNMethod(Method):
             augment=self.augment,
             trainable=self._finetune_trainable() if finetune else None,
             output_lr_factor=self.output_lr_factor,
+            ema_decay=self.ema_decay,
         )
 
     def _finetune_trainable(self) -> tuple[str, ...] | None:
@@ -337,6 +338,9 @@ class SRCNNMethod(_SRCNNBase):
     batch_size, lr, lr_final, finetune_lr_factor : training schedule (Adam, cosine decay).
     output_lr_factor : float
         Learning-rate factor of the last layer (the paper's 0.1).
+    ema_decay : float
+        Per-step decay of an exponential moving average of the weights; when above 0 the
+        average is what is validated and saved (0: off, the live weights are saved).
     patch_size, stride : sub-image size and stride (the paper's 33 and 14).
     augment : bool
         Random flips and 90-degree rotations of each batch.
@@ -384,6 +388,7 @@ class SRCNNMethod(_SRCNNBase):
         lr_final: float = 1e-5,
         finetune_lr_factor: float = 0.3,
         output_lr_factor: float = 0.1,
+        ema_decay: float = 0.0,
         patch_size: int = 33,
         stride: int = 14,
         augment: bool = False,
@@ -449,6 +454,7 @@ class SRCNN955Method(_SRCNNBase):
         lr_final: float = 1e-6,
         finetune_lr_factor: float = 1.0,
         output_lr_factor: float = 0.1,
+        ema_decay: float = 0.0,
         patch_size: int = 33,
         stride: int = 14,
         augment: bool = False,
@@ -539,6 +545,7 @@ class FSRCNNMethod(_LRSpaceBase):
         finetune_lr_factor: float = 0.5,
         finetune_layers: str = "deconv",
         output_lr_factor: float = 1.0,
+        ema_decay: float = 0.0,
         patch_size: int = 30,
         stride: int = 12,
         augment: bool = True,
@@ -600,6 +607,7 @@ class ESPCNMethod(_LRSpaceBase):
         lr_final: float = 1e-5,
         finetune_lr_factor: float = 0.5,
         output_lr_factor: float = 1.0,
+        ema_decay: float = 0.0,
         patch_size: int = 25,
         stride: int = 12,
         augment: bool = True,
