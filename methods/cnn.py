@@ -81,6 +81,8 @@ class _CNNMethod(Method):
         from srbench.cnn.train import TrainConfig
 
         finetune = scale != BASE_SCALE
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise MethodError(f"{self.name}: ema_decay must be in [0, 1); got {self.ema_decay!r}")
         return TrainConfig(
             epochs=self.finetune_epochs if finetune else self.epochs,
             batch_size=self.batch_size,
@@ -155,6 +157,7 @@ class _CNNMethod(Method):
         from srbench.cnn.data import downscaled_copies, split_holdout, validation_pairs
         from srbench.cnn.train import evaluate_heldout, train
 
+        cfg = self._config(scale)  # first: a bad setting fails before any data is made
         originals, held = split_holdout(images, self.holdout)
         # Only the training side is augmented: the held-out score stays comparable.
         train_images = downscaled_copies(originals, self.scale_augment)
@@ -162,7 +165,6 @@ class _CNNMethod(Method):
         # The network inputs are made once: SRCNN's bicubic enlargement would otherwise cost
         # more than a whole GPU epoch at every validation.
         pairs = [(self._network_input(lr, scale), hr) for lr, hr in validation_pairs(held, scale)]
-        cfg = self._config(scale)
 
         init_state, init_info = self._warm_state(scale)
         if init_state is None:

@@ -432,6 +432,14 @@ def test_fsrcnn_rejects_an_unknown_fine_tune_choice(tmp_path):
 
 
 @pytest.mark.parametrize("cls", CNN_METHODS)
+def test_weight_average_decay_out_of_range_is_a_method_error(cls, tmp_path):
+    method = cls(epochs=1, finetune_epochs=1, holdout=1, progress=False, device="cpu",
+                 checkpoint_dir=str(tmp_path), ema_decay=1.5)
+    with pytest.raises(MethodError, match="ema_decay must be in"):
+        method.fit(_images(4, size=96), 3)
+
+
+@pytest.mark.parametrize("cls", CNN_METHODS)
 def test_shipped_weights_beat_bicubic(cls):
     """Shipped weights load and beat bicubic on a smooth synthetic image (skipped if absent)."""
     if not (cls.weights_dir() / "x3.safetensors").exists():
