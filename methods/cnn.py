@@ -81,19 +81,20 @@ class _CNNMethod(Method):
         from srbench.cnn.train import TrainConfig
 
         finetune = scale != BASE_SCALE
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise MethodError(f"{self.name}: ema_decay must be in [0, 1); got {self.ema_decay!r}")
-        return TrainConfig(
-            epochs=self.finetune_epochs if finetune else self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr * (self.finetune_lr_factor if finetune else 1.0),
-            lr_final=self.lr_final,
-            seed=self.seed,
-            augment=self.augment,
-            trainable=self._finetune_trainable() if finetune else None,
-            output_lr_factor=self.output_lr_factor,
-            ema_decay=self.ema_decay,
-        )
+        try:
+            return TrainConfig(
+                epochs=self.finetune_epochs if finetune else self.epochs,
+                batch_size=self.batch_size,
+                lr=self.lr * (self.finetune_lr_factor if finetune else 1.0),
+                lr_final=self.lr_final,
+                seed=self.seed,
+                augment=self.augment,
+                trainable=self._finetune_trainable() if finetune else None,
+                output_lr_factor=self.output_lr_factor,
+                ema_decay=self.ema_decay,
+            )
+        except ValueError as err:
+            raise MethodError(f"{self.name}: {err}") from None
 
     def _finetune_trainable(self) -> tuple[str, ...] | None:
         """Layers an x2/x4 fine-tune trains (None: all of them)."""

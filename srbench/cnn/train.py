@@ -77,6 +77,11 @@ class TrainConfig:
     output_lr_factor: float = 0.1
     ema_decay: float = 0.0
 
+    def __post_init__(self) -> None:
+        # Checked here, once, so a bad value fails before any training data is made.
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1); got {self.ema_decay!r}")
+
 
 @dataclass
 class TrainResult:
@@ -277,8 +282,6 @@ def train(
         fused=dev.type == "cuda",
     )
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    if not 0.0 <= cfg.ema_decay < 1.0:
-        raise ValueError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}")
     averaged = copy.deepcopy(model).requires_grad_(False) if cfg.ema_decay > 0 else None
 
     x_all = torch.from_numpy(np.ascontiguousarray(inputs)).to(dev)
