@@ -32,7 +32,7 @@ def _method(cls, scale: int, device: str):
         method.load(scales=[scale])
         source = "shipped"
     except Exception:  # no shipped weights yet: time an untrained network of the same shape
-        from srbench.cnn import models
+        from srbench._methods.cnn import models
 
         net = models.build_model(cls.arch, scale, **cls.arch_kwargs)
         tensors = {k: v.detach().numpy() for k, v in net.state_dict().items()}
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from methods.cnn import ESPCNMethod, FSRCNNMethod, SRCNN955Method, SRCNNMethod
+    from srbench._methods.cnn.methods import ESPCNMethod, FSRCNNMethod, SRCNN955Method, SRCNNMethod
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from srbench import Method, register
+from srbench import Method
 from srbench.protocol import imresize
 
 
-@register
 class Bicubic(Method):
     """MATLAB ``imresize(lr, scale, 'bicubic')`` of the LR luminance."""
 

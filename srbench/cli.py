@@ -141,7 +141,7 @@ def list_(
             table.add_row(
                 name, cls.label, ",".join(str(s) for s in sorted(cls.scales)),
                 "yes" if cls.trainable else "", cls.version, escape(settable),
-                _short_origin(entry.origin),
+                "built-in" if entry.builtin else entry.origin,
             )  # fmt: skip
         console.print(table)
     elif what in ("datasets", "dataset"):
@@ -154,13 +154,6 @@ def list_(
         console.print("Also: folder:PATH for any folder of images.")
     else:
         raise ValueError(f"list what? {what!r}; use 'methods' or 'datasets'")
-
-
-def _short_origin(origin: str) -> str:
-    from srbench.registry import builtin_methods_dir
-
-    base = str(builtin_methods_dir())
-    return "built-in" if origin.startswith(base) else origin
 
 
 # ---------------------------------------------------------------------------- run
@@ -310,11 +303,8 @@ def bench(
     force: Annotated[bool, typer.Option("--force")] = False,
 ) -> None:
     """The default grid: every built-in method on Set5 and Set14 at x2-x4, then the report."""
-    from srbench.registry import builtin_methods_dir
-
     registry = _registry()
-    base = str(builtin_methods_dir())
-    builtins = [n for n, e in registry.entries.items() if e.origin.startswith(base)]
+    builtins = [n for n, e in registry.entries.items() if e.builtin]
     _run_grid(
         sorted(builtins), _split(datasets), _scales(scales), store=store, data_dir=data_dir,
         device=device, jobs=jobs, executor="local", scheduler=None, plugins=[], force=force, repeat=1,

@@ -1,10 +1,10 @@
 """The method registry: one place every method comes from, whichever way it came in.
 
-Three ways in, loaded in this order:
+Two ways in, loaded in this order:
 
-1. a module in the first-party ``methods/`` folder (found automatically),
-2. an installed package's entry point in the group ``srbench.methods``,
-3. ``--plugin FILE_OR_MODULE`` on the command line.
+1. an installed package's entry point in the group ``srbench.methods``; srbench's own
+   methods (the ``methods/`` folder, installed as ``srbench._methods``) come in this way too,
+2. ``--plugin FILE_OR_MODULE`` on the command line, or ``@register`` in any imported module.
 
 Loading follows flake8's plugin loading: discover, then load each origin on its own,
 wrap any failure with the origin it came from, and go on with the rest.
@@ -32,12 +32,13 @@ __all__ = [
     "PluginError",
     "Registry",
     "UnknownMethodError",
-    "builtin_methods_dir",
     "get_registry",
     "register",
 ]
 
 ENTRY_POINT_GROUP = "srbench.methods"
+#: Where srbench's own methods are installed; their entry points name it.
+BUILTIN_PACKAGE = "srbench._methods"
 M = TypeVar("M", bound=type[Method])
 
 
@@ -63,6 +64,11 @@ class Entry:
     cls: type[Method]
     origin: str
 
+    @property
+    def builtin(self) -> bool:
+        """Whether the method is one of srbench's own (installed as ``srbench._methods``)."""
+        return self.cls.__module__.startswith(BUILTIN_PACKAGE + ".")
+
 
 @dataclass
 class Registry:
@@ -82,29 +88,17 @@ class Registry:
             raise MethodError(f"{cls.__module__}.{cls.__qualname__}: {problem}")
         existing = self.entries.get(cls.name)
         if existing is not None and existing.cls is not cls:
-            if not _same_definition(existing.cls, cls):
-                raise MethodError(
-                    f"method name {cls.name!r} is already registered by {existing.origin}"
-                )
-            # One file imported twice (as ``methods.cnn`` by a test and by path during
-            # discovery): the same plugin, so keep the first class and the better origin.
-            if existing.origin == "python" and origin != "python":
-                existing.origin = origin
-            return cls
-        self.entries[cls.name] = Entry(cls, origin)
+            raise MethodError(f"method name {cls.name!r} is already registered by {existing.origin}")
+        if existing is None:
+            self.entries[cls.name] = Entry(cls, origin)
         return cls
 
     # -------------------------------------------------------------- discovery
     def discover(self) -> Registry:
-        """Load built-in methods and installed entry points once."""
+        """Load the installed entry points (srbench's own methods among them) once."""
         if self._discovered:
             return self
         self._discovered = True
-        directory = builtin_methods_dir()
-        if directory.is_dir():
-            for path in sorted(directory.glob("*.py")):
-                if not path.name.startswith("_"):
-                    self._load_file(path)
         try:
             points = metadata.entry_points(group=ENTRY_POINT_GROUP)
         except Exception as exc:  # a broken installed distribution must not stop us
@@ -167,9 +161,8 @@ class Registry:
         try:
             with self._origin(origin):
                 loaded = point.load()
-                if isinstance(loaded, type) and issubclass(loaded, Method):
-                    if loaded.name not in self.entries:
-                        self.add(loaded, origin)
+                if isinstance(loaded, type):
+                    self.add(loaded, origin)
         except BaseException as exc:  # noqa: BLE001
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -238,18 +231,6 @@ class Registry:
         return out
 
 
-def _same_definition(a: type, b: type) -> bool:
-    """Whether two classes come from the same source file and have the same name."""
-    import inspect
-
-    try:
-        return a.__qualname__ == b.__qualname__ and Path(inspect.getfile(a)).resolve() == Path(
-            inspect.getfile(b)
-        ).resolve()
-    except (TypeError, OSError):
-        return False
-
-
 def _metadata_problem(cls: object) -> str:
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         return "is not a subclass of srbench.Method"
@@ -260,20 +241,6 @@ def _metadata_problem(cls: object) -> str:
     if not cls.scales or not all(isinstance(s, int) and s >= 1 for s in cls.scales):
         return f"needs a set of integer scales (got {cls.scales!r})"
     return ""
-
-
-def builtin_methods_dir() -> Path:
-    """The first-party ``methods/`` folder.
-
-    A wheel carries it inside the package as ``srbench/_methods``; a source checkout (and
-    its editable install) has it beside the package.
-    """
-    return _methods_dir(Path(__file__).resolve().parent)
-
-
-def _methods_dir(package: Path) -> Path:
-    installed = package / "_methods"
-    return installed if installed.is_dir() else package.parent / "methods"
 
 
 _REGISTRY = Registry()

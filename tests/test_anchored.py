@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from srbench import anchored
+from srbench._methods.anchored import regressors as anchored
 from tests.conftest import natural_image
 
 
@@ -77,7 +77,7 @@ def test_normalise_samples_scales_hr_except_flat_patches():
 
 
 def test_collect_pyramid_first_level_is_zeyde_full_overlap_and_truncates_in_order():
-    from srbench import zeyde
+    from srbench._methods.sparse import zeyde
 
     images = [natural_image((48, 42), seed=i) for i in range(2)]
     V = np.linalg.qr(np.random.default_rng(5).standard_normal((4 * 36, 10)))[0]
@@ -127,7 +127,7 @@ def tiny_dictionaries(tmp_path_factory):
     """A 48-atom Zeyde dictionary per scale, learned in a second from synthetic images."""
     from safetensors.numpy import save_file
 
-    from srbench import zeyde
+    from srbench._methods.sparse import zeyde
 
     folder = tmp_path_factory.mktemp("dict")
     images = [natural_image((72, 66), seed=i) for i in range(3)]

@@ -12,15 +12,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from srbench.cnn import models  # noqa: E402
-from srbench.cnn.data import bicubic_pairs, lr_pairs, split_holdout  # noqa: E402
-from srbench.cnn.train import TrainConfig, train  # noqa: E402
+from srbench._methods.cnn import models  # noqa: E402
+from srbench.nn.data import bicubic_pairs, lr_pairs, split_holdout  # noqa: E402
+from srbench.nn.train import TrainConfig, train  # noqa: E402
 from srbench.method import MethodError  # noqa: E402
 from srbench.protocol import degrade, imresize, modcrop  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from methods import cnn  # noqa: E402
+from srbench._methods.cnn import methods as cnn  # noqa: E402
 
 CNN_METHODS = [cnn.SRCNNMethod, cnn.SRCNN955Method, cnn.FSRCNNMethod, cnn.ESPCNMethod]
 
@@ -155,7 +155,7 @@ def test_kill_signal_mid_training_then_resume(tmp_path):
         f"sys.path.insert(0, {str(ROOT)!r})\n"
         "torch.set_num_threads(1)\n"
         "from tests.test_cnn import _tiny_srcnn_data, _build\n"
-        "from srbench.cnn.train import TrainConfig, train\n"
+        "from srbench.nn.train import TrainConfig, train\n"
         "x, y = _tiny_srcnn_data()\n"
         "kill = sys.argv[1] == 'kill'\n"
         "def validate(model, dev):\n"
@@ -215,7 +215,7 @@ def test_training_windows_match_test_time_output(arch, scale):
 def test_symmetric_border_is_a_valid_pass_over_the_mirrored_image(arch, scale):
     """border="symmetric": every output, the border ones too, is what a training (valid)
     pass computes over the image mirrored by the network's reach."""
-    from srbench.cnn.infer import run_model
+    from srbench.nn.infer import run_model
 
     torch.manual_seed(0)
     kwargs = {"filters": (8, 4)} if arch != "fsrcnn" else {"d": 8, "s": 4, "m": 2}
@@ -297,7 +297,7 @@ def test_split_holdout_is_deterministic_and_disjoint():
 # ---------------------------------------------------------------------- methods
 def test_importing_methods_module_does_not_import_torch():
     code = (
-        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import methods.cnn; "
+        "import sys; import srbench._methods.cnn.methods; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -495,7 +495,7 @@ def test_time_budgeted_fit_records_the_epochs_it_chose(tmp_path):
 
 
 def test_downscaled_copies_follow_the_originals_factor_by_factor():
-    from srbench.cnn.data import downscaled_copies
+    from srbench.nn.data import downscaled_copies
 
     images = [np.full((40, 30), 100, np.uint8), np.zeros((20, 50), np.uint8)]
     out = downscaled_copies(images, (0.9, 0.6))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.optimize import nnls as scipy_nnls
 
-from srbench.neighbor_embedding import lle_weights, ne_residuals, nearest_atoms
-from srbench.nnls import nnls, nnls_gram
+from srbench._methods.neighbor_embedding.embedding import lle_weights, ne_residuals, nearest_atoms
+from srbench._methods.neighbor_embedding.nnls import nnls, nnls_gram
 from tests.conftest import natural_image
 
 
@@ -120,7 +120,7 @@ def tiny_dictionaries(tmp_path_factory):
     """A 48-atom Zeyde dictionary per scale, learned in a second from synthetic images."""
     from safetensors.numpy import save_file
 
-    from srbench import zeyde
+    from srbench._methods.sparse import zeyde
 
     folder = tmp_path_factory.mktemp("dict")
     images = [natural_image((72, 66), seed=i) for i in range(3)]

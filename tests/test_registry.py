@@ -95,37 +95,58 @@ def test_split_variant_keeps_wildcards_and_names_apart():
     assert split_variant("ne_*") == ("ne_*", [])
 
 
-def test_the_wheel_lists_every_package_and_carries_the_methods():
+def test_the_wheel_lists_every_package_and_registers_every_builtin():
     import tomllib
 
     from tests.conftest import ROOT
 
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    config = project["tool"]["setuptools"]
     on_disk = {
         ".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "srbench").rglob("__init__.py")
+    } | {
+        ".".join(("srbench._methods",) + init.parent.relative_to(ROOT / "methods").parts)
+        for init in (ROOT / "methods").rglob("__init__.py")
     }
-    assert set(config["packages"]) == on_disk | {"srbench._methods"}
+    assert set(config["packages"]) == on_disk
     assert config["package-dir"]["srbench._methods"] == "methods"
-    assert "weights/*/*.safetensors" in config["package-data"]["srbench._methods"]
+    families_with_weights = {
+        "srbench._methods." + d.parent.name for d in (ROOT / "methods").glob("*/weights")
+    }
+    for family in families_with_weights:
+        assert "weights/*/*.safetensors" in config["package-data"][family]
+    # Every class in methods/ that the registry knows is reached through an entry point.
+    points = project["project"]["entry-points"]["srbench.methods"]
+    builtins = {n for n, e in get_registry().entries.items() if e.builtin}
+    assert set(points) == builtins and len(builtins) == 12
 
 
-def test_methods_are_found_inside_an_installed_package_first(tmp_path):
-    from srbench.registry import _methods_dir
+def test_builtin_methods_come_in_through_entry_points():
+    registry = get_registry()
+    for name in ("bicubic", "sc", "anr", "fsrcnn"):
+        entry = registry.entries[name]
+        assert entry.builtin and entry.origin.startswith(f"entry point {name} = srbench._methods.")
 
-    package = tmp_path / "srbench"
-    package.mkdir()
-    assert _methods_dir(package) == tmp_path / "methods"  # a source checkout
-    (package / "_methods").mkdir()
-    assert _methods_dir(package) == package / "_methods"  # a wheel install
+
+def test_a_family_keeps_its_weights_beside_its_code():
+    registry = get_registry()
+    for name in registry.names():
+        entry = registry.entries[name]
+        if entry.builtin and entry.cls.trainable:
+            weights = entry.cls.weights_dir()
+            assert weights.parent.name == "weights" and weights.parent.parent.parent.name in (
+                "methods", "_methods"
+            ), weights
+            assert sorted(p.name for p in weights.glob("x*.safetensors")), name
 
 
 def test_shipped_manifests_carry_no_machine_paths():
     """A manifest records how an artifact was made, never where its builder kept files."""
     import json
 
-    from srbench.registry import builtin_methods_dir
+    from tests.conftest import ROOT
 
-    manifests = sorted((builtin_methods_dir() / "weights").glob("*/x*.json"))
+    manifests = sorted((ROOT / "methods").glob("*/weights/*/x*.json"))
     assert manifests, "the built-in methods ship no manifests"
     for path in manifests:
         manifest = json.loads(path.read_text())

@@ -88,7 +88,7 @@ def test_curve_svg_marks_runs_and_keeps_the_last_epoch():
 
 
 def test_report_lists_the_trained_artifacts_behind_its_results(tmp_path):
-    from methods.cnn import SRCNNMethod
+    from srbench._methods.cnn.methods import SRCNNMethod
     from srbench.store import ResultStore
 
     shipped = SRCNNMethod().load(scales=[3]).artifact_hash(3)

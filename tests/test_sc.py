@@ -11,7 +11,7 @@ import pytest
 from scipy.linalg import cholesky, solve_triangular
 from scipy.optimize import nnls
 
-from srbench import sparse_coding as sc
+from srbench._methods.sparse import coding as sc
 from srbench.protocol import imresize
 
 
@@ -267,7 +267,7 @@ def _loop_reference(lr, scale, dh, dl, lam, exact):
 @pytest.mark.parametrize("solver", ["exact", "reference"])
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_upscale_matches_patchwise_loop(scale, solver):
-    from methods.sc import SC
+    from srbench._methods.sparse.sc import SC
 
     rng = np.random.default_rng(5)
     geometry = sc.Geometry(scale)
@@ -301,7 +301,7 @@ def _smooth_images(count: int, size: int, seed: int = 0) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def tiny_sc():
-    from methods.sc import SC
+    from srbench._methods.sparse.sc import SC
 
     method = SC(n_atoms=16, n_samples=300, epochs=1, batch_size=64)
     return method.fit(_smooth_images(3, 48), 3)
@@ -317,7 +317,7 @@ def test_fit_gives_unit_norm_coupled_dictionaries(tiny_sc):
 
 
 def test_save_load_round_trip_is_bit_identical(tiny_sc, tmp_path):
-    from methods.sc import SC
+    from srbench._methods.sparse.sc import SC
 
     tiny_sc.save(tmp_path)
     loaded = SC(n_atoms=16).load(tmp_path)
@@ -341,7 +341,7 @@ def test_tiny_image_falls_back_to_bicubic(tiny_sc):
 
 
 def test_training_is_deterministic(tiny_sc):
-    from methods.sc import SC
+    from srbench._methods.sparse.sc import SC
 
     again = SC(n_atoms=16, n_samples=300, epochs=1, batch_size=64).fit(_smooth_images(3, 48), 3)
     assert np.array_equal(again.artifacts_[3]["dl"], tiny_sc.artifacts_[3]["dl"])
@@ -370,7 +370,7 @@ def test_transposed_training_pairs_are_true_transposes():
 
 def test_import_is_cheap():
     root = Path(__file__).resolve().parent.parent
-    code = "import sys; import methods.sc; print('sklearn' in sys.modules)"
+    code = "import sys; import srbench._methods.sparse.sc; print('sklearn' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
     )
@@ -378,7 +378,7 @@ def test_import_is_cheap():
 
 
 def test_progress_callback_sees_every_step():
-    from methods.sc import SC
+    from srbench._methods.sparse.sc import SC
 
     calls = []
     method = SC(n_atoms=8, n_samples=100, epochs=2, batch_size=50)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.signal import convolve2d
 
-from srbench import zeyde
+from srbench._methods.sparse import zeyde
 
 
 def _smooth_images(count: int, size: int, seed: int = 0) -> list[np.ndarray]:
@@ -194,7 +194,7 @@ def test_ksvd_last_iteration_codes_are_the_sweeps_codes():
 # ----------------------------------------------------------------------------- the method
 @pytest.fixture(scope="module")
 def tiny_ksvd():
-    from methods.ksvd import KSVD
+    from srbench._methods.sparse.ksvd import KSVD
 
     return KSVD(n_atoms=24, n_iter=2).fit(_smooth_images(3, 60), 2)
 
@@ -220,7 +220,7 @@ def test_ksvd_upscale_contract(tiny_ksvd):
 
 
 def test_ksvd_save_load_round_trip(tiny_ksvd, tmp_path):
-    from methods.ksvd import KSVD
+    from srbench._methods.sparse.ksvd import KSVD
 
     tiny_ksvd.save(tmp_path)
     loaded = KSVD(n_atoms=24, n_iter=2).load(tmp_path)

@@ -9,7 +9,7 @@ Every network has two modes selected by ``forward(x, pad=...)``:
   MATLAB code's ``imfilter(x, w, 'same', 'replicate')``, so the output is full size.
 
 :attr:`reach` is how many input pixels beyond its own position an output depends on; an
-input extended by that much on every side (see :func:`srbench.cnn.infer.run_model`) lets
+input extended by that much on every side (see :func:`srbench.nn.infer.run_model`) lets
 the test-time pass compute every kept output exactly as a valid training pass would.
 """
 

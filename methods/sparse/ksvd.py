@@ -7,10 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from srbench import Method, register
+from srbench import Method
 
 
-@register
 class KSVD(Method):
     """Zeyde et al. 2010 in Timofte's framework (METHODS.md section 2).
 
@@ -71,7 +70,7 @@ class KSVD(Method):
     def _fit_scale(
         self, images: list[np.ndarray], scale: int
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        from srbench.zeyde import learn_dictionaries
+        from .zeyde import learn_dictionaries
 
         overlap = self.train_overlap
         if overlap is None:
@@ -104,7 +103,7 @@ class KSVD(Method):
         )
 
     def _upscale(self, lr: np.ndarray, scale: int) -> np.ndarray:
-        from srbench.zeyde import assemble, omp, patch_size, upscale_features
+        from .zeyde import assemble, omp, patch_size, upscale_features
 
         V, Dl, DhT = self.model_[scale]
         mid, grid, y = upscale_features(lr, scale, V)

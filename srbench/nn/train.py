@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from srbench.cnn.infer import resolve_device, run_model
+from srbench.nn.infer import resolve_device, run_model
 from srbench.metrics import psnr
 from srbench.protocol import to_uint8
 
@@ -113,7 +113,7 @@ def evaluate_heldout(
 
     ``prepare`` makes the network input from an LR image; None when the pairs already hold
     network inputs (made once, outside the training loop). ``border`` is the test-time
-    border handling of :func:`srbench.cnn.infer.run_model`.
+    border handling of :func:`srbench.nn.infer.run_model`.
     """
     if not pairs:
         return None

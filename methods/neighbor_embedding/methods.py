@@ -6,8 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from srbench import register
-from srbench.anchored import ZeydeFamily
+from ..anchored.regressors import ZeydeFamily
 
 
 class _NeighbourEmbedding(ZeydeFamily):
@@ -25,7 +24,7 @@ class _NeighbourEmbedding(ZeydeFamily):
         return model
 
     def _residuals(self, model: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
-        from srbench.neighbor_embedding import ne_residuals
+        from .embedding import ne_residuals
 
         return ne_residuals(
             y, model["Dl64_"], model["DhT_"], model["gram_"], self.neighbors, self.solver
@@ -38,7 +37,6 @@ class _NeighbourEmbedding(ZeydeFamily):
         return {}, {}
 
 
-@register
 class NELLE(_NeighbourEmbedding):
     """NE+LLE (Chang et al. 2004) on the atoms of Zeyde's 1024-atom dictionaries.
 
@@ -70,7 +68,6 @@ class NELLE(_NeighbourEmbedding):
         self.dictionary_dir = dictionary_dir
 
 
-@register
 class NENNLS(_NeighbourEmbedding):
     """NE+NNLS (Bevilacqua et al. 2012) on the atoms of Zeyde's 1024-atom dictionaries.
 

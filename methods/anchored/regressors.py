@@ -2,7 +2,7 @@
 
 All three share Zeyde's test-time front end (bicubic mid-res image, gradient/Laplacian
 features on the full-overlap grid, uncentred PCA) and back end (predicted residual patches
-plus the bicubic image, overlap-averaged), see :mod:`srbench.zeyde`. What differs is the
+plus the bicubic image, overlap-averaged), see :mod:`srbench._methods.sparse.zeyde`. What differs is the
 linear map from a PCA feature ``y`` to the residual HR patch:
 
 - GR: one global ridge regressor from the low- to the high-resolution dictionary.
@@ -15,7 +15,7 @@ This module also holds what the neighbour-embedding methods share with them: the
 :class:`ZeydeFamily` base class, which gets the K-SVD dictionaries of the ``ksvd`` method
 and runs the common test-time front and back end.
 
-Conventions follow :mod:`srbench.zeyde`: signals one per row (``(n, d)``), dictionaries one
+Conventions follow :mod:`srbench._methods.sparse.zeyde`: signals one per row (``(n, d)``), dictionaries one
 atom per column (``Dl`` is ``(k, n_atoms)``, ``Dh`` is ``(p, n_atoms)``, ``p = (3s)^2``),
 regressors stacked as ``(n_atoms, p, k)``.
 """
@@ -168,7 +168,7 @@ class ZeydeFamily(Method):
         return model
 
     def _upscale(self, lr: np.ndarray, scale: int) -> np.ndarray:
-        from srbench.zeyde import WINDOW, assemble, patch_size, upscale_features
+        from ..sparse.zeyde import WINDOW, assemble, patch_size, upscale_features
 
         model = self.models_[scale]
         if min(lr.shape) < WINDOW + 2:
@@ -322,7 +322,7 @@ def collect_pyramid(
         Residual HR patches (HR - bicubic), column-major.
     """
     from srbench.protocol import imresize, modcrop
-    from srbench.zeyde import WINDOW, extract_patches, feature_maps, patch_size, sampling_grid
+    from ..sparse.zeyde import WINDOW, extract_patches, feature_maps, patch_size, sampling_grid
 
     size = patch_size(scale)
     V = np.asarray(V_pca, dtype=np.float32)

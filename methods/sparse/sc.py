@@ -5,7 +5,7 @@ the TIP'10 ScSR package (METHODS.md sections 3.1 and 12.13): a coupled dictionar
 atoms, 3 x 3 LR patches with overlap 2, features from a 2x bicubic up-sampling, one
 non-negative lasso (lambda = 0.1) per patch, overlap averaging, no back-projection, run on
 [0, 1] luminance the way Timofte's driver feeds it. The building blocks live in
-:mod:`srbench.sparse_coding`.
+:mod:`srbench._methods.sparse.coding`.
 
 Choices beyond the x3 reference
 -------------------------------
@@ -16,7 +16,7 @@ Choices beyond the x3 reference
   uncovered frame (one LR pixel = ``scale`` HR pixels, shaved by the protocol) is filled
   by bicubic; L1SR hard-codes 3 rows, which equals the frame only at x3.
 * One addition at x2 and x4: the HR patch ``Dh w`` is multiplied by ``scale / 3``
-  (:attr:`srbench.sparse_coding.Geometry.hr_gain`, 1 at x3). Yang's separate
+  (:attr:`srbench._methods.sparse.coding.Geometry.hr_gain`, 1 at x3). Yang's separate
   normalisation of ``Dh`` and ``Dl`` leaves a reconstruction gain of about
   ``||features|| / ||HR patch||``, which is ``4 / scale`` on T91; the x3 code and its
   published numbers live at gain 4/3. Taken literally, ``yima`` at x2 (gain 2) overshoots
@@ -28,7 +28,7 @@ Choices beyond the x3 reference
   online dictionary learning in place of Lee et al.'s batch solver (the same objective),
   on ``n_samples`` random positions of T91 plus their transposes (40,000 x 2 = the
   80,000 columns the reference trains on); see
-  :func:`srbench.sparse_coding.sample_training_patches` for the sampling details.
+  :func:`srbench._methods.sparse.coding.sample_training_patches` for the sampling details.
 
 The per-patch solver
 --------------------
@@ -39,7 +39,7 @@ shrunk code.
 On the same dictionary this is worth about +0.17 dB on Set5 x3 and +0.10 dB on Set14
 x3, and the published numbers are only reached with it. ``solver="reference"``
 (default) reproduces that rule with a homotopy batched over all patches of an image
-(:func:`srbench.sparse_coding.nonneg_lars`); ``solver="exact"`` stops the same homotopy
+(:func:`srbench._methods.sparse.coding.nonneg_lars`); ``solver="exact"`` stops the same homotopy
 at ``lam``, and ``solver="lasso_cd"`` gets that exact solution from scikit-learn's
 ``sparse_encode(positive=True)``. scikit-learn's positive ``lasso_lars`` is not used: its
 path can end early, and its codes below that point are not optimal.
@@ -51,11 +51,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from srbench import Method, MethodError, register
+from srbench import Method, MethodError
 from srbench.protocol import imresize
 
 
-@register
 class SC(Method):
     """Yang et al. (CVPR 2008) coupled-dictionary sparse coding, L1SR inference.
 
@@ -129,7 +128,7 @@ class SC(Method):
 
     # ------------------------------------------------------------------ training
     def _fit_scale(self, images, scale):
-        from srbench.sparse_coding import learn_coupled_dictionary, sample_training_patches
+        from .coding import learn_coupled_dictionary, sample_training_patches
 
         sample = sample_training_patches(
             images, scale, self.n_samples, patch=self.patch, seed=self.seed
@@ -150,7 +149,7 @@ class SC(Method):
         return tensors, {"training_patches": int(sample.hr.shape[0]), **info}
 
     def _restore(self, scale: int, tensors: Mapping[str, np.ndarray]) -> None:
-        from srbench.sparse_coding import Geometry
+        from .coding import Geometry
 
         geometry = Geometry(scale, self.patch)
         dh, dl = tensors.get("dh"), tensors.get("dl")
@@ -176,7 +175,7 @@ class SC(Method):
 
     # ------------------------------------------------------------------ inference
     def _upscale(self, lr: np.ndarray, scale: int) -> np.ndarray:
-        from srbench.sparse_coding import (
+        from .coding import (
             MID_FACTOR,
             Geometry,
             feature_maps,

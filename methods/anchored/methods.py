@@ -8,8 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from srbench import register
-from srbench.anchored import ZeydeFamily
+from .regressors import ZeydeFamily
 
 log = logging.getLogger(__name__)
 
@@ -18,13 +17,12 @@ class _Anchored(ZeydeFamily):
     """Shared test time: anchor = most correlated atom, residual = its regressor times y."""
 
     def _residuals(self, model: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
-        from srbench.anchored import anchor_atoms, apply_regressors
+        from .regressors import anchor_atoms, apply_regressors
 
         anchors = anchor_atoms(y, model["Dl"])
         return apply_regressors(y, anchors, model["P"])
 
 
-@register
 class GR(ZeydeFamily):
     """Global Regression (Timofte et al., ICCV 2013): one ridge map for every patch.
 
@@ -55,7 +53,7 @@ class GR(ZeydeFamily):
     def _fit_from_dictionary(
         self, images: list[np.ndarray], scale: int, tensors: dict[str, np.ndarray]
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        from srbench.anchored import global_regressor
+        from .regressors import global_regressor
 
         p = global_regressor(tensors["Dl"].astype(np.float64), tensors["Dh"].astype(np.float64), self.lam)
         return {"P": p.astype(np.float32)}, {}
@@ -64,7 +62,6 @@ class GR(ZeydeFamily):
         return y @ model["P"].T
 
 
-@register
 class ANR(_Anchored):
     """Anchored Neighborhood Regression (Timofte et al., ICCV 2013).
 
@@ -114,7 +111,7 @@ class ANR(_Anchored):
     def prepare(self, scale: int) -> None:
         model = self.models_[scale]
         if "P" not in model:
-            from srbench.anchored import anr_regressors
+            from .regressors import anr_regressors
 
             p, neighbours = anr_regressors(
                 model["Dl"], model["Dh"], neighbourhood=self.neighborhood, lam=self.lam
@@ -128,7 +125,6 @@ class ANR(_Anchored):
         return super()._residuals(model, y)
 
 
-@register
 class APlus(_Anchored):
     """A+ (Timofte et al., ACCV 2014): anchored regressors fitted on training samples.
 
@@ -183,7 +179,7 @@ class APlus(_Anchored):
     def _fit_from_dictionary(
         self, images: list[np.ndarray], scale: int, tensors: dict[str, np.ndarray]
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        from srbench.anchored import aplus_regressors, collect_pyramid, normalise_samples
+        from .regressors import aplus_regressors, collect_pyramid, normalise_samples
 
         callback = self.progress_callback
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from srbench.nnls import nnls_gram
+from .nnls import nnls_gram
 
 __all__ = ["lle_weights", "ne_residuals", "nearest_atoms"]
 

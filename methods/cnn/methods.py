@@ -1,7 +1,7 @@
 """CNN super-resolution methods: SRCNN (9-1-5 and 9-5-5), FSRCNN and ESPCN.
 
-All four share one training loop (:mod:`srbench.cnn.train`) and one data pipeline
-(:mod:`srbench.cnn.data`), trained on T91 with the evaluation protocol's degradation, a few
+All four share one training loop (:mod:`srbench.nn.train`) and one data pipeline
+(:mod:`srbench.nn.data`), trained on T91 with the evaluation protocol's degradation, a few
 T91 images held out for validation (never Set5/Set14). Torch is imported only when a
 network is trained or run, so importing this module stays cheap.
 
@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from srbench import Method, register
+from srbench import Method
 from srbench.method import ArtifactError, MethodError
 
 __all__ = ["ESPCNMethod", "FSRCNNMethod", "SRCNN955Method", "SRCNNMethod"]
@@ -78,7 +78,7 @@ class _CNNMethod(Method):
 
     # ------------------------------------------------------------------ training
     def _config(self, scale: int):
-        from srbench.cnn.train import TrainConfig
+        from srbench.nn.train import TrainConfig
 
         finetune = scale != BASE_SCALE
         try:
@@ -154,9 +154,9 @@ class _CNNMethod(Method):
     def _fit_scale(
         self, images: list[np.ndarray], scale: int
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        from srbench.cnn import models
-        from srbench.cnn.data import downscaled_copies, split_holdout, validation_pairs
-        from srbench.cnn.train import evaluate_heldout, train
+        from . import models
+        from srbench.nn.data import downscaled_copies, split_holdout, validation_pairs
+        from srbench.nn.train import evaluate_heldout, train
 
         cfg = self._config(scale)  # first: a bad setting fails before any data is made
         originals, held = split_holdout(images, self.holdout)
@@ -234,8 +234,8 @@ class _CNNMethod(Method):
         if scale not in nets:
             import torch
 
-            from srbench.cnn import models
-            from srbench.cnn.infer import prepare_network, resolve_device
+            from . import models
+            from srbench.nn.infer import prepare_network, resolve_device
 
             if self.threads:
                 torch.set_num_threads(int(self.threads))
@@ -246,7 +246,7 @@ class _CNNMethod(Method):
         return nets[scale]
 
     def _border(self) -> str:
-        from srbench.cnn.infer import BORDERS
+        from srbench.nn.infer import BORDERS
 
         if self.border not in BORDERS:
             raise MethodError(
@@ -259,14 +259,14 @@ class _CNNMethod(Method):
         scale = self.check_scale(scale)
         if scale not in self.fitted_scales:
             return
-        from srbench.cnn.infer import run_model
+        from srbench.nn.infer import run_model
 
         net, dev = self._network(scale)
         probe = self._network_input(np.zeros((24, 24), np.float32), scale)
         run_model(net, probe, dev, border=self._border())
 
     def _upscale(self, lr: np.ndarray, scale: int) -> np.ndarray:
-        from srbench.cnn.infer import run_model
+        from srbench.nn.infer import run_model
 
         net, dev = self._network(scale)
         out = run_model(net, self._network_input(lr, scale), dev, border=self._border())
@@ -297,12 +297,12 @@ def _tensor(value: np.ndarray):
 
 def _checkpoint_root() -> Path:
     """``checkpoints/`` in a source checkout; the srbench cache folder for a wheel install."""
-    here = Path(__file__).resolve().parent
-    if here.name == "_methods":  # inside an installed srbench: keep site-packages clean
+    methods_root = Path(__file__).resolve().parents[1]
+    if methods_root.name == "_methods":  # inside an installed srbench: keep site-packages clean
         from srbench.datasets import cache_dir
 
         return cache_dir() / "checkpoints"
-    return here.parent / "checkpoints"
+    return methods_root.parent / "checkpoints"
 
 
 class _SRCNNBase(_CNNMethod):
@@ -314,7 +314,7 @@ class _SRCNNBase(_CNNMethod):
     )
 
     def _pairs(self, images, scale):
-        from srbench.cnn.data import bicubic_pairs
+        from srbench.nn.data import bicubic_pairs
 
         margin = sum(k // 2 for k in self.arch_kwargs["kernels"])
         return bicubic_pairs(images, scale, size=self.patch_size, stride=self.stride, margin=margin)
@@ -325,7 +325,6 @@ class _SRCNNBase(_CNNMethod):
         return imresize(lr, output_shape=(lr.shape[0] * scale, lr.shape[1] * scale))
 
 
-@register
 class SRCNNMethod(_SRCNNBase):
     """SRCNN 9-1-5 (64/32 filters) on the bicubic-enlarged luminance, trained on T91.
 
@@ -351,7 +350,7 @@ class SRCNNMethod(_SRCNNBase):
         Also train on each training image downscaled by these factors (FSRCNN's
         augmentation uses ``(0.9, 0.8, 0.7, 0.6)``); empty for none.
     border : {"layers", "symmetric"}
-        Test-time border handling (:func:`srbench.cnn.infer.run_model`): "layers" pads every
+        Test-time border handling (:func:`srbench.nn.infer.run_model`): "layers" pads every
         convolution's input by repeating its edge, as the reference ``SRCNN.m`` does (the
         default here); "symmetric" mirrors the image once by the network's reach. For SRCNN
         the two score alike on the held-out images (within 0.003 dB at x3).
@@ -410,7 +409,6 @@ class SRCNNMethod(_SRCNNBase):
         self._store(**{k: v for k, v in locals().items() if k not in ("self", "__class__")})
 
 
-@register
 class SRCNN955Method(_SRCNNBase):
     """SRCNN-Ex 9-5-5 (64/32 filters), trained on T91 like :class:`SRCNNMethod`.
 
@@ -481,8 +479,8 @@ class _LRSpaceBase(_CNNMethod):
     """Networks that work on the LR image itself and upsample inside."""
 
     def _pairs(self, images, scale):
-        from srbench.cnn import models
-        from srbench.cnn.data import lr_pairs
+        from . import models
+        from srbench.nn.data import lr_pairs
 
         probe = models.build_model(self.arch, scale, **self.arch_kwargs)
         return lr_pairs(
@@ -499,7 +497,6 @@ class _LRSpaceBase(_CNNMethod):
 FSRCNN_FINETUNE_LAYERS = ("deconv", "all")
 
 
-@register
 class FSRCNNMethod(_LRSpaceBase):
     """FSRCNN (56, 12, 4): PReLU, deconvolution to HR; x3 from scratch, x2/x4 deconv-only.
 
@@ -575,7 +572,6 @@ class FSRCNNMethod(_LRSpaceBase):
         return self.finetune_trainable if self.finetune_layers == "deconv" else None
 
 
-@register
 class ESPCNMethod(_LRSpaceBase):
     """ESPCN 5-3-3 (64/32 filters), tanh, pixel shuffle; trained with the bicubic protocol.
 

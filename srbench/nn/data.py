@@ -1,6 +1,6 @@
 """Training pairs for the CNN methods, made with the evaluation protocol's degradation.
 
-Everything here is numpy: the arrays are handed to torch by :mod:`srbench.cnn.train`.
+Everything here is numpy: the arrays are handed to torch by :mod:`srbench.nn.train`.
 Every LR image is ``srbench.protocol.degrade`` of the modcropped HR image (float MATLAB
 bicubic, never rounded), so the networks learn exactly the mapping they are tested on.
 """
