@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .regressors import ZeydeFamily
+from ..sparse.family import ZeydeFamily
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..anchored.regressors import ZeydeFamily
+from ..sparse.family import ZeydeFamily
 
 
 class _NeighbourEmbedding(ZeydeFamily):
