@@ -203,12 +203,23 @@ class Registry:
         by_label = {e.cls.label.lower(): e.cls for e in self.entries.values()}
         if key in by_label:
             return by_label[key]
-        close = difflib.get_close_matches(key, list(self.entries) + list(by_label), n=3, cutoff=0.5)
+        close = self._suggestions(key, by_label)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         failed = [e for e in self.errors if key in e.origin.lower()]
         if failed:
             hint += f" (a plugin that may define it failed to load: {failed[0]})"
         raise UnknownMethodError(f"unknown method {name!r}{hint}")
+
+    def _suggestions(self, key: str, by_label: dict[str, type[Method]], n: int = 3) -> list[str]:
+        """Method names close to ``key``, by name or by label, each once, best first.
+
+        A label close to ``key`` suggests its method's name: the name is what ``-m`` and
+        ``check`` document, and a label such as "SC" lowercases to its own name, which
+        would otherwise be offered twice.
+        """
+        matches = difflib.get_close_matches(key, list(self.entries) + list(by_label), n=2 * n, cutoff=0.5)
+        names = [by_label[m].name if m not in self.entries else m for m in matches]
+        return list(dict.fromkeys(names))[:n]
 
     def origin(self, name: str) -> str:
         return self.entries[self.get(name).name].origin
