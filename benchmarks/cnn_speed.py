@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 def _method(cls, scale: int, device: str):
     """The method with shipped weights, or with a freshly initialised network."""
-    method = cls(device=device, progress=False)
+    method = cls(device=device)
     try:
         method.load(scales=[scale])
         source = "shipped"

@@ -322,16 +322,22 @@ def train(
     method: Annotated[str, typer.Argument(help="method name, e.g. anr")],
     scales: Annotated[str, typer.Option("-s", "--scales")] = DEFAULT_SCALES,
     train_dir: Annotated[Path | None, typer.Option("--train-dir", help="training images (default $SRBENCH_DATA/T91)")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="artifact folder (default the method's weights/ folder)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="artifact folder (default: the srbench cache, weights/METHOD)")] = None,
+    overwrite_shipped: Annotated[bool, typer.Option("--overwrite-shipped", help="write into the method's shipped weights/ folder instead")] = False,
     device: DeviceOpt = "auto",
     epochs: Annotated[int | None, typer.Option("--epochs", help="training epochs (CNNs)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint")] = False,
     warm_start: Annotated[bool, typer.Option("--warm-start", help="continue training the current weights (CNNs)")] = False,
     time_budget: Annotated[float | None, typer.Option("--time-budget", help="train each scale for about this many seconds instead of --epochs (CNNs)", min=1)] = None,
-    settings: Annotated[list[str] | None, typer.Option("--set", help="override a parameter, KEY=VALUE (repeatable)")] = None,
+    settings: Annotated[list[str] | None, typer.Option("--set", help="override a training setting, KEY=VALUE (repeatable)")] = None,
     plugin: PluginOpt = None,
 ) -> None:
-    """Learn a method's artifacts from T91 and save them (safetensors + JSON manifest)."""
+    """Learn a method's artifacts from T91 and save them (safetensors + JSON manifest).
+
+    They go to the srbench cache (or --out) so that the shipped artifacts stay as they are;
+    --overwrite-shipped replaces those.
+    """
+    from srbench.datasets import cache_dir
     from srbench.runner import resolve_device
     from srbench.training import load_training_images
 
@@ -339,44 +345,38 @@ def train(
     cls = registry.get(method)
     if not cls.trainable:
         raise ValueError(f"{cls.name} has nothing to train")
+    if out is not None and overwrite_shipped:
+        raise ValueError("--out and --overwrite-shipped exclude each other")
     instance = cls()
-    params = instance.get_params()
-    instance.set_params(**instance.parse_settings(settings or []))
-    options = {
-        "device": resolve_device(instance, device),
-        "epochs": epochs,
-        "resume": resume or None,
-        "warm_start": warm_start or None,
-        "time_budget": time_budget,
-    }
-    for key, value in options.items():
-        if value is None:
-            continue
-        if key in params:
-            instance.set_params(**{key: value})
-        elif key != "device":
-            raise ValueError(f"{cls.name} has no --{key.replace('_', '-')} option")
+    if "device" in instance.get_params():
+        instance.set_params(device=resolve_device(instance, device))
+    options = {"epochs": epochs, "resume": resume or None, "warm_start": warm_start or None, "time_budget": time_budget}
+    options = {key: value for key, value in options.items() if value is not None}
+    progress = "progress" in getattr(cls, "training_controls", ())
+    if progress:
+        options["progress"] = True
+    instance.configure_training(settings=settings or [], **options)
+    target = cls.weights_dir() if overwrite_shipped else out or cache_dir() / "weights" / cls.name
+    if target != cls.weights_dir() and any(target.glob("x*.safetensors")):
+        # Earlier output in this folder is what a fine-tune or a warm start builds on.
+        instance.load(target)
     images = load_training_images(train_dir)
-    console.print(f"training {cls.label} on {len(images)} images, scales {scales}")
-    if "progress" in params:
-        instance.set_params(progress=True)
+    console.print(f"training {cls.label} on {len(images)} images, scales {scales}; output {target}")
     # The base scale first: the others start from its freshly trained artifacts.
     ordered = sorted(_scales(scales), key=lambda s: s != cls.base_scale)
     for scale in ordered:
         instance.check_scale(scale)
         bars: list[_TrainBar] = []
-        if "progress" not in params:
+        if not progress:
             instance.progress_callback = lambda done, total, info, s=scale: _train_bar(bars, cls.label, s, total).update(done, info)
         try:
             instance.fit(images, scale)
         finally:
             for bar in bars:
                 bar.close()
-        target = instance.save(out)
+        saved = instance.save(target)
         manifest = instance.manifests_[scale]
-        console.print(
-            f"x{scale}: {manifest.get('duration_s', '?')} s, saved to {target / f'x{scale}.safetensors'}"
-        )
+        console.print(f"x{scale}: {manifest.get('duration_s', '?')} s, saved to {saved / f'x{scale}.safetensors'}")
 
 
 class _TrainBar:

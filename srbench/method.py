@@ -137,8 +137,25 @@ class Method:
                 raise MethodError(
                     f"{self.name}: unknown parameter {key!r}; known: {sorted(known)}"
                 )
-            parsed[key] = _convert_setting(key, text.strip(), known[key])
+            parsed[key] = convert_setting(key, text.strip(), known[key])
         return parsed
+
+    def configure_training(self, *, settings: Sequence[str] = (), **options: Any) -> Method:
+        """Set how the next :meth:`fit` trains, and return self.
+
+        ``settings`` are ``KEY=VALUE`` texts (``srbench train --set``) and ``options`` are
+        values by keyword (``srbench train --epochs``). Here both set ``__init__``
+        hyperparameters, which then belong to the result key. A method whose training is
+        described by a recipe instead (the CNNs) overrides this, so that training settings
+        and run controls (resume, warm start, time budget) stay out of the key.
+        """
+        params = self.parse_settings(settings)
+        known = set(self._param_names())
+        for key, value in options.items():
+            if key not in known:
+                raise MethodError(f"{self.name} has no --{key.replace('_', '-')} option")
+            params[key] = value
+        return self.set_params(**params)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -337,7 +354,8 @@ class Method:
         return digest.hexdigest()[:16]
 
 
-def _convert_setting(key: str, text: str, current: Any) -> Any:
+def convert_setting(key: str, text: str, current: Any) -> Any:
+    """The value of ``KEY=text``, converted to the type of ``current`` (its present value)."""
     if text.lower() == "none":
         return None
     try:

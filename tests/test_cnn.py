@@ -295,6 +295,11 @@ def test_split_holdout_is_deterministic_and_disjoint():
 
 
 # ---------------------------------------------------------------------- methods
+def _trainer(cls, *, device="cpu", **training):
+    """A CNN method on ``device`` whose next fit trains with the given recipe fields/controls."""
+    return cls(device=device).configure_training(**training)
+
+
 def test_importing_methods_module_does_not_import_torch():
     code = (
         "import sys; import srbench._methods.cnn.methods; "
@@ -313,9 +318,10 @@ def test_method_fit_save_load_upscale(cls, tmp_path):
         kwargs.update(patch_size=20, stride=10)
     if cls is cnn.SRCNN955Method:
         kwargs.update(init="seeded")  # "srcnn" needs shipped 9-1-5 weights
-    method = cls(**kwargs)
-    assert {"device", "resume", "checkpoint_dir"} <= method.runtime_params
-    assert "device" not in method.key_params() and "epochs" in method.key_params()
+    method = _trainer(cls, **kwargs)
+    # Only what changes inference is a parameter; training settings live in the recipe.
+    assert set(method.key_params()) == {"border"}
+    assert method.training.recipe.epochs == 1 and method.training.checkpoint_dir
     method.fit(images, 3).fit(images, 2)
     manifest = method.manifests_[2]
     assert manifest["init"]["from_scale"] == 3
@@ -324,6 +330,7 @@ def test_method_fit_save_load_upscale(cls, tmp_path):
         assert key in manifest
     # where the checkpoints lived is no part of how the weights were made
     assert "checkpoint_dir" not in manifest["params"] and manifest["params"]["device"] == "cpu"
+    assert manifest["recipe"]["epochs"] == 1 and manifest["recipe"]["holdout"] == 1
     lr = np.random.default_rng(1).random((17, 23)).astype(np.float32)
     lr_before = lr.copy()
     for scale in (2, 3):
@@ -345,9 +352,9 @@ def test_warm_start_continues_the_current_weights_and_keeps_their_record(tmp_pat
     images = _images(4, size=66)
     kwargs = dict(epochs=1, holdout=1, batch_size=8, patch_size=20, stride=10, progress=False,
                   device="cpu", checkpoint_dir=str(tmp_path / "ckpt"))
-    first = cnn.ESPCNMethod(**kwargs).fit(images, 3)
+    first = _trainer(cnn.ESPCNMethod, **kwargs).fit(images, 3)
 
-    warm = cnn.ESPCNMethod(**kwargs, warm_start=True)
+    warm = _trainer(cnn.ESPCNMethod, **kwargs, warm_start=True)
     warm.artifacts_, warm.manifests_ = dict(first.artifacts_), dict(first.manifests_)
     warm.fit(images, 3)
     init = warm.manifests_[3]["init"]
@@ -356,7 +363,7 @@ def test_warm_start_continues_the_current_weights_and_keeps_their_record(tmp_pat
     assert init["runs"][0]["init"] == "seeded"
     assert init["runs"][0]["history"] == first.manifests_[3]["history"]
     # One more epoch from the first run's weights: not the seeded start again.
-    seeded_again = cnn.ESPCNMethod(**kwargs).fit(images, 3)
+    seeded_again = _trainer(cnn.ESPCNMethod, **kwargs).fit(images, 3)
     assert warm.manifests_[3]["history"][0]["loss"] < first.manifests_[3]["history"][0]["loss"]
     assert not np.array_equal(warm.artifacts_[3]["conv1.weight"],
                               seeded_again.artifacts_[3]["conv1.weight"])
@@ -366,7 +373,7 @@ def test_warm_start_continues_the_current_weights_and_keeps_their_record(tmp_pat
     assert (tmp_path / "ckpt" / "espcn" / "x3-warm.pt").exists()
 
     # With nothing to continue from, warm_start trains from the seeded initialisation.
-    cold = cnn.ESPCNMethod(**kwargs, warm_start=True)
+    cold = _trainer(cnn.ESPCNMethod, **kwargs, warm_start=True)
     cold.load = lambda *a, **k: (_ for _ in ()).throw(cnn.ArtifactError("none"))
     assert cold.fit(images, 3).manifests_[3]["init"] == "seeded"
 
@@ -397,9 +404,9 @@ def test_srcnn_915_weights_embed_exactly_in_955():
 
 def test_fsrcnn_fine_tune_changes_only_the_deconvolution(tmp_path):
     images = _images(4, size=96)
-    method = cnn.FSRCNNMethod(epochs=1, finetune_epochs=1, holdout=1, batch_size=8,
-                              patch_size=20, stride=10, progress=False, device="cpu",
-                              checkpoint_dir=str(tmp_path))
+    method = _trainer(cnn.FSRCNNMethod, epochs=1, finetune_epochs=1, holdout=1, batch_size=8,
+                      patch_size=20, stride=10, progress=False, checkpoint_dir=str(tmp_path),
+                      settings=["finetune_layers=deconv"])
     method.fit(images, 3).fit(images, 4)
     x3, x4 = method.artifacts_[3], method.artifacts_[4]
     for key in x3:
@@ -412,9 +419,9 @@ def test_fsrcnn_fine_tune_changes_only_the_deconvolution(tmp_path):
 
 def test_fsrcnn_fine_tune_of_all_layers_starts_from_x3_and_moves_them(tmp_path):
     images = _images(4, size=96)
-    method = cnn.FSRCNNMethod(epochs=1, finetune_epochs=1, holdout=1, batch_size=8,
-                              patch_size=20, stride=10, progress=False, device="cpu",
-                              checkpoint_dir=str(tmp_path), finetune_layers="all")
+    # "all" is the recipe's choice, as the shipped x2 and x4 networks were trained.
+    method = _trainer(cnn.FSRCNNMethod, epochs=1, finetune_epochs=1, holdout=1, batch_size=8,
+                      patch_size=20, stride=10, progress=False, checkpoint_dir=str(tmp_path))
     method.fit(images, 3).fit(images, 2)
     x3, x2 = method.artifacts_[3], method.artifacts_[2]
     assert method.manifests_[2]["init"] == {
@@ -423,20 +430,23 @@ def test_fsrcnn_fine_tune_of_all_layers_starts_from_x3_and_moves_them(tmp_path):
     assert [key for key in shared if not np.array_equal(x3[key], x2[key])] == shared
 
 
-def test_fsrcnn_rejects_an_unknown_fine_tune_choice(tmp_path):
-    method = cnn.FSRCNNMethod(epochs=1, finetune_epochs=1, holdout=1, batch_size=8,
-                              patch_size=20, stride=10, progress=False, device="cpu",
-                              checkpoint_dir=str(tmp_path), finetune_layers="mapping")
-    with pytest.raises(MethodError, match="finetune_layers must be one of deconv, all"):
-        method.fit(_images(4, size=96), 2)
+def test_fine_tune_choices_are_checked_before_training(tmp_path):
+    with pytest.raises(MethodError, match="finetune_layers must be one of all, deconv; got 'mapping'"):
+        _trainer(cnn.FSRCNNMethod, settings=["finetune_layers=mapping"])
+    # Only FSRCNN has a deconvolution to fine-tune on its own.
+    espcn = _trainer(cnn.ESPCNMethod, epochs=1, finetune_epochs=1, holdout=1, batch_size=8,
+                     patch_size=20, stride=10, progress=False, checkpoint_dir=str(tmp_path),
+                     finetune_layers="deconv")
+    with pytest.raises(MethodError, match="needs a deconvolution"):
+        espcn.fit(_images(4, size=96), 2)
 
 
 @pytest.mark.parametrize("cls", CNN_METHODS)
 def test_weight_average_decay_out_of_range_is_a_method_error(cls, tmp_path):
-    method = cls(epochs=1, finetune_epochs=1, holdout=1, progress=False, device="cpu",
-                 checkpoint_dir=str(tmp_path), ema_decay=1.5)
     with pytest.raises(MethodError, match="ema_decay must be in"):
-        method.fit(_images(4, size=96), 3)
+        _trainer(cls, epochs=1, progress=False, checkpoint_dir=str(tmp_path), ema_decay=1.5)
+    with pytest.raises(MethodError, match="has no --stride-x option"):
+        _trainer(cls, stride_x=3)
 
 
 @pytest.mark.parametrize("cls", CNN_METHODS)
@@ -463,7 +473,9 @@ def test_shipped_manifests_name_their_training_scales(cls):
         pytest.skip(f"no shipped weights for {cls.name}")
     for path in manifests:
         manifest = json.loads(path.read_text())
-        factors = manifest["params"].get("scale_augment") or []
+        # Older manifests kept the training settings among the parameters.
+        recipe = manifest.get("recipe", manifest["params"])
+        factors = recipe.get("scale_augment") or []
         assert manifest["train_images"] + manifest["heldout_images"] == 91, path.name
         assert manifest.get("train_scales", [1.0]) == [1.0, *factors], path.name
 
@@ -483,9 +495,8 @@ def test_time_budget_fixes_the_epoch_count_after_the_probe_epochs():
 
 def test_time_budgeted_fit_records_the_epochs_it_chose(tmp_path):
     images = _images(4, size=66)
-    method = cnn.ESPCNMethod(epochs=50, holdout=1, batch_size=8, patch_size=20, stride=10,
-                             progress=False, device="cpu", checkpoint_dir=str(tmp_path),
-                             time_budget=1e-6)
+    method = _trainer(cnn.ESPCNMethod, epochs=50, holdout=1, batch_size=8, patch_size=20,
+                      stride=10, progress=False, checkpoint_dir=str(tmp_path), time_budget=1e-6)
     manifest = method.fit(images, 3).manifests_[3]
     assert "time_budget" not in method.key_params()
     assert manifest["time_budget_s"] == 1e-6
@@ -508,13 +519,13 @@ def test_downscaled_copies_follow_the_originals_factor_by_factor():
 
 
 def test_scale_augment_adds_training_subimages_and_parses_from_the_cli(tmp_path):
-    method = cnn.FSRCNNMethod()
-    assert method.parse_settings(["scale_augment=0.9,0.8"]) == {"scale_augment": (0.9, 0.8)}
+    method = cnn.FSRCNNMethod().configure_training(settings=["scale_augment=0.9,0.8"])
+    assert method.training.recipe.scale_augment == (0.9, 0.8)
     images = _images(4, size=90)
     kwargs = dict(epochs=1, holdout=1, batch_size=8, patch_size=20, stride=10, progress=False,
                   device="cpu", checkpoint_dir=str(tmp_path))
-    plain = cnn.ESPCNMethod(**kwargs).fit(images, 3).manifests_[3]
-    more = cnn.ESPCNMethod(**kwargs, scale_augment=(0.8,)).fit(images, 3).manifests_[3]
+    plain = _trainer(cnn.ESPCNMethod, **kwargs).fit(images, 3).manifests_[3]
+    more = _trainer(cnn.ESPCNMethod, **kwargs, scale_augment=(0.8,)).fit(images, 3).manifests_[3]
     assert more["train_subimages"] > plain["train_subimages"]
     assert more["heldout_images"] == plain["heldout_images"] == 1
     # The manifest counts the original images and names the scales each was trained at.
