@@ -48,7 +48,8 @@ def domain_command(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except _domain_errors() as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            # soft_wrap: one physical line whatever the width, so logs and grep see it whole.
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; finished results are kept in the store")
@@ -156,6 +157,74 @@ def list_(
         raise ValueError(f"list what? {what!r}; use 'methods' or 'datasets'")
 
 
+# ---------------------------------------------------------------------------- store
+def _store_path(store: Path | None) -> Path:
+    from srbench.store import default_store_path
+
+    return store if store is not None else default_store_path()
+
+
+def _writable_store(store: Path | None) -> Path:
+    """The store path for a run, its folder made; a path that cannot hold a file is an error.
+
+    Checked here so that a mistyped ``--store`` (``/dev/null/x.sqlite``) is one line, not
+    the ``OSError`` the store's ``mkdir`` would raise.
+    """
+    from srbench.store import StoreError
+
+    path = _store_path(store)
+    if path.is_dir():
+        raise StoreError(f"cannot create result store {path}: it is a folder; name a file inside it")
+    problem = _folder_problem(path.parent)
+    if problem:
+        raise StoreError(f"cannot create result store {path}: {problem}")
+    return path
+
+
+def _existing_store(store: Path | None) -> Path:
+    """The store path for a command that only reads it; it must exist.
+
+    Opening a missing store would create an empty one, and a mistyped ``--store`` would
+    then export 0 rows or render an empty report as if nothing were wrong.
+    """
+    from srbench.store import StoreError
+
+    path = _store_path(store)
+    if not path.exists():
+        raise StoreError(f"no result store at {path}; check --store or $SRBENCH_STORE, or run `srbench run` first")
+    if path.is_dir():
+        raise StoreError(f"result store {path} is a folder, not a store file")
+    return path
+
+
+def _output_folder(folder: Path, what: str) -> Path:
+    """``folder`` made if need be; one that cannot be is a one-line error: cannot write ``what``."""
+    problem = _folder_problem(folder)
+    if problem:
+        raise ValueError(f"cannot write {what}: {problem}")
+    return folder
+
+
+def _folder_problem(folder: Path) -> str:
+    """Why ``folder`` cannot be made, in words; empty once it exists.
+
+    The first existing ancestor that is a file is named outright: the errno text alone
+    ("File exists: '/dev/null'") does not say what is wrong.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return ""
+    except OSError as exc:
+        for parent in (folder, *folder.parents):
+            if parent.exists():
+                if not parent.is_dir():
+                    return f"{parent} is not a folder"
+                break
+        if exc.strerror and exc.filename:
+            return f"{exc.strerror} ({exc.filename})"
+        return exc.strerror or str(exc)
+
+
 # ---------------------------------------------------------------------------- run
 StoreOpt = Annotated[
     Path | None, typer.Option("--store", help="result store (SQLite); default $SRBENCH_STORE or the user cache")
@@ -183,7 +252,7 @@ def _run_grid(
         jobs=jobs, executor=executor, scheduler=scheduler, plugins=[], force=force, repeat=repeat,
         settings=settings or [],
     )  # fmt: skip
-    with ResultStore(store) as result_store:
+    with ResultStore(_writable_store(store)) as result_store:
         runner = Runner(
             result_store,
             registry,
@@ -261,10 +330,15 @@ def export(
     scales: Annotated[str, typer.Option("-s", "--scales", help="only these scales")] = "",
 ) -> None:
     """Export per-image results."""
-    from srbench.store import ResultStore
+    from srbench.store import EXPORT_FORMATS, ResultStore
     from srbench.store import export as write
 
-    with ResultStore(store) as result_store:
+    # The arguments first: a typo in --format needs no store to be reported.
+    if format.lower() not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {format!r}; choose from {', '.join(EXPORT_FORMATS)}")
+    path = _existing_store(store)
+    _output_folder(out.parent, f"{out}")
+    with ResultStore(path) as result_store:
         results = result_store.results(
             methods=_split(methods) or None,
             datasets=_split(datasets) or None,
@@ -285,7 +359,8 @@ def report(
     """Render the HTML report (with CSV/Markdown/LaTeX twins) from the store."""
     from srbench.report import write_report
 
-    index = write_report(out, store_path=store, title=title)
+    path = _existing_store(store)
+    index = write_report(_output_folder(out, f"the report to {out}"), store_path=path, title=title)
     console.print(f"wrote {index}")
 
 
@@ -303,6 +378,8 @@ def bench(
     force: Annotated[bool, typer.Option("--force")] = False,
 ) -> None:
     """The default grid: every built-in method on Set5 and Set14 at x2-x4, then the report."""
+    # Before the grid, so that a report folder that cannot be made does not waste the run.
+    _output_folder(out, f"the report to {out}")
     registry = _registry()
     builtins = [n for n, e in registry.entries.items() if e.builtin]
     _run_grid(

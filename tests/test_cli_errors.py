@@ -33,3 +33,61 @@ def test_suggestions_are_method_names_each_once(isolated_env):
     # Close only to a label ("A+"): the suggestion is the name -m takes.
     line = one_line_error(srbench_cli("check", "a+x", env=isolated_env))
     assert suggestions(line) == ["aplus"], line
+
+
+def folder_of_images(tmp_path, count=1):
+    from PIL import Image
+
+    from tests.conftest import natural_image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir(exist_ok=True)
+    for seed in range(count):
+        Image.fromarray(natural_image((48, 48), seed=seed)).save(folder / f"im{seed}.png")
+    return folder
+
+
+def test_a_store_path_that_cannot_be_made_is_one_line(tmp_path, isolated_env):
+    # A file where the store's folder should be: /dev/null/x.sqlite on any machine.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    folder = folder_of_images(tmp_path)
+    for store in (blocker / "x.sqlite", blocker / "deeper" / "x.sqlite"):
+        out = srbench_cli("run", "-d", f"folder:{folder}", "-s", "2", "--store", str(store), env=isolated_env)
+        line = one_line_error(out)
+        assert line == f"error: cannot create result store {store}: {blocker} is not a folder", line
+    # A folder given as the store.
+    line = one_line_error(srbench_cli("run", "-d", f"folder:{folder}", "-s", "2", "--store", str(tmp_path), env=isolated_env))
+    assert f"cannot create result store {tmp_path}: it is a folder" in line
+    # $SRBENCH_STORE goes through the same check.
+    env = {**isolated_env, "SRBENCH_STORE": str(blocker / "x.sqlite")}
+    line = one_line_error(srbench_cli("run", "-d", f"folder:{folder}", "-s", "2", env=env))
+    assert f"{blocker} is not a folder" in line
+
+
+def test_export_and_report_need_an_existing_store_and_do_not_create_one(tmp_path, isolated_env):
+    typo = tmp_path / "resluts.sqlite"
+    for args in (("export", "-f", "csv", "-o", str(tmp_path / "out.csv")), ("report", "-o", str(tmp_path / "rep"))):
+        line = one_line_error(srbench_cli(*args, "--store", str(typo), env=isolated_env))
+        assert line.startswith(f"error: no result store at {typo};"), line
+        assert not typo.exists()
+    assert not (tmp_path / "out.csv").exists() and not (tmp_path / "rep").exists()
+    # The default store ($SRBENCH_STORE here) too: nothing has been run yet.
+    line = one_line_error(srbench_cli("report", "-o", str(tmp_path / "rep"), env=isolated_env))
+    assert f"no result store at {isolated_env['SRBENCH_STORE']}" in line
+    assert not __import__("pathlib").Path(isolated_env["SRBENCH_STORE"]).exists()
+
+
+def test_export_and_report_outputs_that_cannot_be_made_are_one_line(tmp_path, isolated_env):
+    folder = folder_of_images(tmp_path)
+    store = tmp_path / "s.sqlite"
+    out = srbench_cli("run", "-d", f"folder:{folder}", "-s", "2", "--store", str(store), env=isolated_env)
+    assert out.returncode == 0, out.stderr
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    line = one_line_error(srbench_cli("export", "-f", "csv", "-o", str(blocker / "r.csv"), "--store", str(store), env=isolated_env))
+    assert line == f"error: cannot write {blocker / 'r.csv'}: {blocker} is not a folder", line
+    line = one_line_error(srbench_cli("report", "-o", str(blocker / "rep"), "--store", str(store), env=isolated_env))
+    assert line == f"error: cannot write the report to {blocker / 'rep'}: {blocker} is not a folder", line
+    exported = srbench_cli("export", "-f", "csv", "-o", str(tmp_path / "r.csv"), "--store", str(store), env=isolated_env)
+    assert exported.returncode == 0 and "wrote 1 rows" in exported.stdout, exported.stderr
