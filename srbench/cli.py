@@ -252,6 +252,7 @@ def _run_grid(
         jobs=jobs, executor=executor, scheduler=scheduler, plugins=[], force=force, repeat=repeat,
         settings=settings or [],
     )  # fmt: skip
+    _check_some_scale_runs(registry, config)
     with ResultStore(_writable_store(store)) as result_store:
         runner = Runner(
             result_store,
@@ -264,6 +265,38 @@ def _run_grid(
         _print_means(results, datasets)
         console.print(f"{summary.line()} (protocol {config.protocol}, store {result_store.path})")
     return summary.failed + summary.bad_images
+
+
+def _check_some_scale_runs(registry: Any, config: Any) -> None:
+    """Refuse a grid in which no chosen method supports any chosen scale.
+
+    Such a run would compute nothing, count every cell as skipped and exit 0, which reads
+    like success. A grid where only some cells are unsupported runs as usual.
+
+    Raises
+    ------
+    RunError
+        Naming the scales asked for and the scales each chosen method supports.
+    """
+    from srbench.runner import RunError, resolve_variants
+
+    classes = list(dict.fromkeys(cls for cls, _ in resolve_variants(registry, config.methods, config.settings)))
+    wanted = sorted(set(config.scales))
+    if not classes or any(s in cls.scales for cls in classes for s in wanted):
+        return
+    # Methods with the same scales share one clause: "anr, srcnn support x2, x3, x4".
+    by_scales: dict[tuple[int, ...], list[str]] = {}
+    for cls in classes:
+        by_scales.setdefault(tuple(sorted(cls.scales)), []).append(cls.name)
+    clauses = [
+        f"{', '.join(names)} {'supports' if len(names) == 1 else 'support'} {_xs(supported)}"
+        for supported, names in by_scales.items()
+    ]
+    raise RunError(f"nothing to run at {_xs(wanted)}: {'; '.join(clauses)}")
+
+
+def _xs(scales: Any) -> str:
+    return ", ".join(f"x{s}" for s in scales)
 
 
 def _print_means(results: list, datasets: list[str]) -> None:

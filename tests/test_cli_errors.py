@@ -4,6 +4,7 @@ Each failure must be one line on stderr, no traceback, exit code 1.
 """
 
 import re
+from pathlib import Path
 
 from tests.conftest import srbench_cli
 
@@ -75,7 +76,7 @@ def test_export_and_report_need_an_existing_store_and_do_not_create_one(tmp_path
     # The default store ($SRBENCH_STORE here) too: nothing has been run yet.
     line = one_line_error(srbench_cli("report", "-o", str(tmp_path / "rep"), env=isolated_env))
     assert f"no result store at {isolated_env['SRBENCH_STORE']}" in line
-    assert not __import__("pathlib").Path(isolated_env["SRBENCH_STORE"]).exists()
+    assert not Path(isolated_env["SRBENCH_STORE"]).exists()
 
 
 def test_export_and_report_outputs_that_cannot_be_made_are_one_line(tmp_path, isolated_env):
@@ -91,3 +92,28 @@ def test_export_and_report_outputs_that_cannot_be_made_are_one_line(tmp_path, is
     assert line == f"error: cannot write the report to {blocker / 'rep'}: {blocker} is not a folder", line
     exported = srbench_cli("export", "-f", "csv", "-o", str(tmp_path / "r.csv"), "--store", str(store), env=isolated_env)
     assert exported.returncode == 0 and "wrote 1 rows" in exported.stdout, exported.stderr
+
+
+def test_a_grid_no_method_can_run_names_the_supported_scales(tmp_path, isolated_env):
+    from srbench.registry import get_registry
+
+    folder = folder_of_images(tmp_path)
+    bicubic, anr = get_registry().get("bicubic").scales, get_registry().get("anr").scales
+    unsupported = min(set(range(2, 20)) - bicubic)
+    grid = ("-d", f"folder:{folder}", "-s", str(unsupported))
+    line = one_line_error(srbench_cli("run", *grid, env=isolated_env))
+    assert line == f"error: nothing to run at x{unsupported}: bicubic supports {_xs(bicubic)}", line
+    line = one_line_error(srbench_cli("run", "-m", "anr,bicubic", *grid, env=isolated_env))
+    assert line == (
+        f"error: nothing to run at x{unsupported}: anr supports {_xs(anr)}; bicubic supports {_xs(bicubic)}"
+    ), line
+    assert not Path(isolated_env["SRBENCH_STORE"]).exists()
+    # Some cells can run: they do, and the rest are counted as skipped, as before.
+    only_bicubic = str(min(bicubic - anr))
+    out = srbench_cli("run", "-m", "anr,bicubic", "-d", f"folder:{folder}", "-s", only_bicubic, env=isolated_env)
+    assert out.returncode == 0, out.stderr
+    assert "1 run, 1 skipped (scale not supported)" in out.stdout
+
+
+def _xs(scales) -> str:
+    return ", ".join(f"x{s}" for s in sorted(scales))
