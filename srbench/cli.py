@@ -125,36 +125,103 @@ def list_(
     what: Annotated[str, typer.Argument(help="methods or datasets")] = "methods",
     pattern: Annotated[str, typer.Argument(help="shell-style filter, e.g. 'ne_*'")] = "*",
     plugin: Annotated[list[str] | None, typer.Option("--plugin", help="extra plugin file or module")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="where to look for local copies of the datasets (default $SRBENCH_DATA)")] = None,
 ) -> None:
     """List registered methods or catalogued datasets."""
     if what in ("methods", "method"):
-        from srbench.variants import settable_defaults
-
-        registry = _registry(plugin)
-        table = Table("name", "label", "scales", "trainable", "version", "run --set", "origin")
-        for name in registry.names(pattern):
-            entry = registry.entries[name]
-            cls = entry.cls
-            try:
-                settable = " ".join(f"{k}={v}" for k, v in settable_defaults(cls).items())
-            except Exception:  # noqa: BLE001 - a plugin whose defaults fail still gets listed
-                settable = "?"
-            table.add_row(
-                name, cls.label, ",".join(str(s) for s in sorted(cls.scales)),
-                "yes" if cls.trainable else "", cls.version, escape(settable),
-                "built-in" if entry.builtin else entry.origin,
-            )  # fmt: skip
-        console.print(table)
+        _list_methods(pattern, plugin)
     elif what in ("datasets", "dataset"):
-        from srbench.datasets import list_datasets
-
-        table = Table("name", "images", "description", "hub source")
-        for spec in list_datasets():
-            table.add_row(spec.name, str(len(spec.hashes)), spec.description, spec.hf_repo)
-        console.print(table)
-        console.print("Also: folder:PATH for any folder of images.")
+        _list_datasets(data_dir)
     else:
         raise ValueError(f"list what? {what!r}; use 'methods' or 'datasets'")
+
+
+def _list_methods(pattern: str, plugins: list[str] | None) -> None:
+    """One row per method, readable in full at 80 columns.
+
+    Cells that cannot be broken at a space (names, one ``KEY=VALUE`` setting per line) do
+    not wrap, so rich narrows the label and scales columns instead of cutting
+    ``neighborhood=40`` to ``neighbo…``; a plugin's origin, often a long path, goes below
+    the table on a line of its own.
+    """
+    from srbench.variants import settable_defaults
+
+    registry = _registry(plugins)
+    table = Table()
+    for header, wraps in (("name", False), ("label", True), ("scales", True), ("trainable", False),
+                          ("version", False), ("run --set", False)):  # fmt: skip
+        table.add_column(header, no_wrap=not wraps, overflow="fold")
+    origins: list[str] = []
+    for name in registry.names(pattern):
+        entry = registry.entries[name]
+        cls = entry.cls
+        try:
+            settable = "\n".join(f"{k}={v}" for k, v in settable_defaults(cls).items())
+        except Exception:  # noqa: BLE001 - a plugin whose defaults fail still gets listed
+            settable = "?"
+        table.add_row(
+            name, escape(cls.label), ", ".join(str(s) for s in sorted(cls.scales)),
+            "yes" if cls.trainable else "", cls.version, escape(settable),
+        )  # fmt: skip
+        if not entry.builtin:
+            origins.append(f"{name} comes from {entry.origin}")
+    console.print(table)
+    for line in origins:
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
+def _list_datasets(data_dir: Path | None) -> None:
+    """The catalogue, T91 (training data) and, for each, whether a local copy was found.
+
+    The table says where a copy was found (the data folder or the cache); the folders
+    themselves go below it, whole, so that they can be copied.
+    """
+    import os
+
+    from srbench.datasets import cache_dir, list_datasets, local_copy
+
+    root = data_dir if data_dir is not None else os.environ.get("SRBENCH_DATA") or None
+    cache = cache_dir() / "datasets"
+    table = Table()
+    for header in ("name", "images", "description", "source", "local copy"):
+        table.add_column(header, overflow="fold")
+    for spec in list_datasets():
+        folder = local_copy(spec.name, data_dir)
+        where = "no" if folder is None else "cache" if folder.parent == cache else "data dir"
+        table.add_row(spec.name, str(len(spec.hashes)), spec.description, f"hub {spec.hf_repo}", where)
+    training, problem = _training_folder()
+    found = "no" if training is None else "data dir" if root and training.parent == Path(root) else "yes"
+    table.add_row(
+        "T91", str(_count_images(training)) if training else "–",
+        "training data for `srbench train`, not a benchmark set (Yang et al. 2010)",
+        "--train-dir or $SRBENCH_DATA/T91", found,
+    )  # fmt: skip
+    console.print(table)
+    source = "--data-dir" if data_dir is not None else "$SRBENCH_DATA"
+    notes = [
+        f"data dir: {root} ({source})" if root else "data dir: none (SRBENCH_DATA is not set and no --data-dir given)",
+        f"cache: {cache} (where a set missing locally is downloaded on first use)",
+        f"T91: {training}" if training else f"T91: {problem}",
+        "Also: folder:PATH for any folder of images.",
+    ]
+    for line in notes:
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
+def _training_folder() -> tuple[Path | None, str]:
+    """Where ``srbench train`` finds T91 by default, or why it finds nothing."""
+    from srbench.training import TrainingDataError, find_training_dir
+
+    try:
+        return find_training_dir(), ""
+    except TrainingDataError as exc:
+        return None, str(exc)
+
+
+def _count_images(folder: Path) -> int:
+    from srbench.imageio import IMAGE_SUFFIXES
+
+    return sum(1 for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 # ---------------------------------------------------------------------------- store

@@ -28,6 +28,7 @@ __all__ = [
     "cache_dir",
     "list_datasets",
     "load_dataset",
+    "local_copy",
 ]
 
 
@@ -132,6 +133,19 @@ def cache_dir() -> Path:
 
 def list_datasets() -> list[DatasetSpec]:
     return list(CATALOG.values())
+
+
+def local_copy(name: str, data_dir: str | Path | None = None) -> Path | None:
+    """The folder of a complete local copy of a catalogued dataset, or None; never downloads.
+
+    Looks where :func:`load_dataset` looks (``data_dir`` or ``$SRBENCH_DATA``, then the
+    user cache), so ``srbench list datasets`` says what a run would find.
+    """
+    try:
+        dataset = load_dataset(name, data_dir, download=False)
+    except DatasetError:
+        return None
+    return dataset.images[0].path.parent if dataset.images else None
 
 
 def _images_in(folder: Path) -> dict[str, Path]:

@@ -112,9 +112,24 @@ def test_run_set_prints_the_variant_and_rejects_a_typo(tmp_path, isolated_env):
     assert typo.stderr.strip().count("\n") == 0
 
 
+def table_rows(text: str) -> dict[str, list[str]]:
+    """A rich table's body rows by first cell, each cell's wrapped lines joined by spaces."""
+    rows: dict[str, list[str]] = {}
+    last: list[str] | None = None
+    for line in text.splitlines():
+        if line.count("│") < 3:
+            continue
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if cells[0] or last is None:
+            last = rows.setdefault(cells[0], cells)
+        else:  # a wrapped row goes on
+            last[:] = [f"{a} {b}".strip() for a, b in zip(last, cells, strict=True)]
+    return rows
+
+
 def test_list_methods_shows_what_run_can_set(isolated_env):
     out = srbench_cli("list", "methods", env=isolated_env)
     assert out.returncode == 0, out.stderr
-    rows = {line.split("│")[1].strip(): line for line in out.stdout.splitlines() if line.count("│") > 2}
-    assert "border=layers" in rows["srcnn"] and "border=symmetric" in rows["fsrcnn"]
-    assert "neighborhood=40" in rows["anr"] and "=" not in rows["aplus"].split("│")[6]
+    rows = table_rows(out.stdout)
+    assert "border=layers" in rows["srcnn"][5] and "border=symmetric" in rows["fsrcnn"][5]
+    assert "neighborhood=40" in rows["anr"][5] and "=" not in rows["aplus"][5]

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from tests.conftest import srbench_cli
+from tests.test_cli import table_rows
 
 
 def one_line_error(out) -> str:
@@ -117,3 +118,80 @@ def test_a_grid_no_method_can_run_names_the_supported_scales(tmp_path, isolated_
 
 def _xs(scales) -> str:
     return ", ".join(f"x{s}" for s in sorted(scales))
+
+
+def cli_at_80_columns(*args: str, env: dict):
+    """The CLI as a new user sees it in an 80-column terminal."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "srbench.cli", *args],
+        capture_output=True, text=True, env={**env, "COLUMNS": "80"}, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "…" not in out.stdout, out.stdout
+    # The table fits; notes below it are single lines (paths) the terminal may wrap.
+    table = [line for line in out.stdout.splitlines() if line[:1] in "┏┃┡│└"]
+    assert table and max(len(line) for line in table) <= 80, out.stdout
+    return out
+
+
+def test_list_methods_is_whole_at_80_columns(tmp_path, isolated_env):
+    from srbench.registry import get_registry
+    from srbench.variants import settable_defaults
+    from tests import plugin_sources
+
+    plugin = tmp_path / "nearest_plugin.py"
+    plugin.write_text(plugin_sources.GOOD.format(name="nearest", label="Nearest neighbour"))
+    out = cli_at_80_columns("list", "methods", "--plugin", str(plugin), env=isolated_env)
+    rows = table_rows(out.stdout)
+    registry = get_registry()
+    assert set(rows) == set(registry.names()) | {"nearest"}
+    for name in registry.names():
+        cls = registry.get(name)
+        label, scales, settable = rows[name][1], rows[name][2], rows[name][5]
+        assert label == cls.label, rows[name]
+        assert scales == ", ".join(str(s) for s in sorted(cls.scales)), rows[name]
+        assert settable == " ".join(f"{k}={v}" for k, v in settable_defaults(cls).items()), rows[name]
+    assert rows["nearest"][1] == "Nearest neighbour"
+    # The plugin's origin, a long path, is one whole line below the table.
+    assert f"nearest comes from {plugin}" in out.stdout.splitlines()
+
+
+def test_list_datasets_shows_every_entry_t91_and_local_copies(tmp_path, isolated_env):
+    from PIL import Image
+
+    from srbench.datasets import list_datasets
+    from tests.conftest import natural_image
+
+    env = {k: v for k, v in isolated_env.items() if k != "SRBENCH_DATA"}
+    out = cli_at_80_columns("list", "datasets", env=env)
+    rows = table_rows(out.stdout)
+    for spec in list_datasets():
+        assert rows[spec.name][1:] == [str(len(spec.hashes)), spec.description, f"hub {spec.hf_repo}", "no"]
+    assert rows["T91"][1] == "–" and "training data" in rows["T91"][2] and rows["T91"][4] == "no"
+    assert "data dir: none (SRBENCH_DATA is not set and no --data-dir given)" in out.stdout
+    assert "T91: no training data: pass --train-dir or set SRBENCH_DATA" in out.stdout
+
+    # A data folder with T91 only: T91 is found and counted, the benchmark sets are not.
+    (tmp_path / "data" / "T91").mkdir(parents=True)
+    for seed in range(3):
+        Image.fromarray(natural_image((40, 40), seed=seed)).save(tmp_path / "data" / "T91" / f"t{seed}.png")
+    env["SRBENCH_DATA"] = str(tmp_path / "data")
+    out = cli_at_80_columns("list", "datasets", env=env)
+    rows = table_rows(out.stdout)
+    assert rows["T91"][1] == "3" and rows["T91"][4] == "data dir"
+    assert all(rows[spec.name][4] == "no" for spec in list_datasets())
+    assert f"data dir: {tmp_path / 'data'} ($SRBENCH_DATA)" in out.stdout.splitlines()
+
+
+def test_list_datasets_finds_copies_in_the_data_dir_and_the_cache(data_dir, isolated_env):
+    import shutil
+
+    env = {k: v for k, v in isolated_env.items() if k != "SRBENCH_DATA"}
+    rows = table_rows(cli_at_80_columns("list", "datasets", "--data-dir", str(data_dir), env=env).stdout)
+    assert rows["Set5"][4] == "data dir" and rows["Set14"][4] == "data dir"
+    shutil.copytree(data_dir / "Set5", Path(env["SRBENCH_CACHE"]) / "datasets" / "Set5")
+    rows = table_rows(cli_at_80_columns("list", "datasets", env=env).stdout)
+    assert rows["Set5"][4] == "cache" and rows["Set14"][4] == "no"
