@@ -4,8 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# The shared data folder beside the checkout, when there is one and nothing else was set.
-ifneq ($(wildcard ../shared/datasets),)
+# The data folder (one sub-folder per dataset: Set5/, Set14/, T91/): `make bench DATA=DIR`
+# (or `make test DATA=DIR`) wins; else $SRBENCH_DATA; else the shared folder beside the
+# checkout, when there is one. DATA goes through SRBENCH_DATA so that bench, test and
+# train all see the same folder.
+ifeq ($(origin DATA),command line)
+SRBENCH_DATA := $(abspath $(DATA))
+export SRBENCH_DATA
+else ifneq ($(wildcard ../shared/datasets),)
 SRBENCH_DATA ?= $(abspath ../shared/datasets)
 export SRBENCH_DATA
 endif

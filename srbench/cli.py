@@ -320,6 +320,7 @@ def _run_grid(
         settings=settings or [],
     )  # fmt: skip
     _check_some_scale_runs(registry, config)
+    _check_datasets_found(datasets, data_dir)
     with ResultStore(_writable_store(store)) as result_store:
         runner = Runner(
             result_store,
@@ -360,6 +361,70 @@ def _check_some_scale_runs(registry: Any, config: Any) -> None:
         for supported, names in by_scales.items()
     ]
     raise RunError(f"nothing to run at {_xs(wanted)}: {'; '.join(clauses)}")
+
+
+def _check_datasets_found(names: list[str], data_dir: Path | None) -> None:
+    """Find (or download) every catalogued dataset of a grid, or say in one line what is missing.
+
+    The runner stops at the first dataset it cannot find; a new user with no data then
+    learns about Set5, fills it, and only then hears of Set14. This names every missing
+    set, where srbench looked (whether ``SRBENCH_DATA`` is set, and to what) and the
+    folders to fill.
+
+    Raises
+    ------
+    DatasetError
+        Naming the missing sets and the folders to put them in.
+    """
+    from srbench.datasets import CATALOG, DatasetError, load_dataset, local_copy
+
+    missing: list[tuple[Any, DatasetError]] = []
+    for name in names:
+        spec = CATALOG.get(name.lower())
+        if spec is None or local_copy(name, data_dir) is not None:
+            continue  # folder:PATH and unknown names are the runner's to report
+        try:
+            load_dataset(name, data_dir)  # a download, when the hub can be reached
+        except DatasetError as exc:
+            if not str(exc).startswith(f"{spec.name} not found"):
+                raise  # found but broken (a hash mismatch): its own message says more
+            missing.append((spec, exc))
+    if missing:
+        raise DatasetError(_missing_data_message(missing, data_dir))
+
+
+def _missing_data_message(missing: list[tuple[Any, Exception]], data_dir: Path | None) -> str:
+    import os
+
+    from srbench.datasets import cache_dir
+
+    names = [spec.name for spec, _ in missing]
+    listed = _and(names)
+    env = os.environ.get("SRBENCH_DATA") or None
+    if data_dir is not None:
+        root, looked = data_dir, f"--data-dir {data_dir} has no complete {_and([n + '/' for n in names])}"
+    elif env:
+        root, looked = Path(env), f"SRBENCH_DATA is {env}, which has no complete {_and([n + '/' for n in names])}"
+    else:
+        root, looked = None, "SRBENCH_DATA is not set"
+    cache = cache_dir() / "datasets"
+    # The hub's own reason (offline, say) is the context of the "could not be downloaded" error.
+    reason = next((exc.__context__ for _, exc in missing if exc.__context__ is not None), None)
+    download = f"the download failed: {reason}" if reason else "it could not be downloaded"
+    target = root if root is not None else cache
+    folders = _and([f"{target / name}/" for name in names])
+    if len(missing) == 1:
+        fill = f"put its images ({', '.join(missing[0][0].hashes)}) in {folders}"
+    else:
+        fill = f"put their images in {folders} (`srbench list datasets` names them)"
+    if root is None:
+        fill += f", or set SRBENCH_DATA to a folder holding {_and([n + '/' for n in names])}"
+    cached = f"{'it is' if len(names) == 1 else 'they are'} not in the cache {cache}"
+    return f"{listed} not found: {looked}; {cached}; {download}; {fill}"
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def _xs(scales: Any) -> str:

@@ -195,3 +195,59 @@ def test_list_datasets_finds_copies_in_the_data_dir_and_the_cache(data_dir, isol
     shutil.copytree(data_dir / "Set5", Path(env["SRBENCH_CACHE"]) / "datasets" / "Set5")
     rows = table_rows(cli_at_80_columns("list", "datasets", env=env).stdout)
     assert rows["Set5"][4] == "cache" and rows["Set14"][4] == "no"
+
+
+def test_bench_without_data_names_every_missing_set_and_where_to_put_it(tmp_path, isolated_env):
+    env = {k: v for k, v in isolated_env.items() if k != "SRBENCH_DATA"}
+    cache = Path(env["SRBENCH_CACHE"]) / "datasets"
+    line = one_line_error(srbench_cli("bench", "-o", str(tmp_path / "reports"), env=env))
+    assert line.startswith(
+        f"error: Set5 and Set14 not found: SRBENCH_DATA is not set; they are not in the cache {cache}; "
+        "the download failed: "
+    ), line
+    assert line.endswith(
+        f"; put their images in {cache / 'Set5'}/ and {cache / 'Set14'}/ (`srbench list datasets` names them), "
+        "or set SRBENCH_DATA to a folder holding Set5/ and Set14/"
+    ), line
+    assert not Path(env["SRBENCH_STORE"]).exists()
+
+    # SRBENCH_DATA set, Set5 there: Set14 alone is missing, and its folder is named.
+    from PIL import Image
+
+    from srbench.datasets import CATALOG
+    from tests.conftest import natural_image
+
+    data = tmp_path / "data"
+    (data / "Set5").mkdir(parents=True)
+    for name in CATALOG["set5"].hashes:
+        Image.fromarray(natural_image((40, 40))).save(data / "Set5" / f"{name}.png")
+    line = one_line_error(srbench_cli("bench", "-o", str(tmp_path / "reports"), env={**env, "SRBENCH_DATA": str(data)}))
+    assert line.startswith(f"error: Set14 not found: SRBENCH_DATA is {data}, which has no complete Set14/; "), line
+    assert line.endswith(f"; put its images ({', '.join(CATALOG['set14'].hashes)}) in {data / 'Set14'}/"), line
+
+
+def test_make_bench_passes_data_to_srbench(tmp_path, isolated_env):
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    if shutil.which("make") is None:
+        import pytest
+
+        pytest.skip("make is not installed")
+    # A stand-in for .venv/bin (the installed stamp given as up to date): this interpreter's srbench.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srbench").write_text(f'#!/bin/sh\nexec {sys.executable} -m srbench.cli "$@"\n')
+    (bin_dir / "srbench").chmod(0o755)
+    (tmp_path / "stamp").touch()
+    env = {k: v for k, v in isolated_env.items() if k != "SRBENCH_DATA"}
+    data = tmp_path / "no-data-here"
+    out = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), "bench", f"DATA={data}", f"STAMP={tmp_path / 'stamp'}", f"BIN={bin_dir}"],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert f"SRBENCH_DATA is {data}, which has no complete Set5/ and Set14/" in out.stderr, out.stderr
