@@ -446,16 +446,26 @@ def _print_means(results: list, datasets: list[str]) -> None:
     table = Table("dataset", "scale", "method", "PSNR", "SSIM", "seconds", "images", title=f"protocol {protocol}")
     for (dataset, scale, label), rows in sorted(groups.items()):
         ok = [r for r in rows if r.status == "ok"]
-        complete = len(ok) == len(rows)
-        mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
         table.add_row(
             dataset, f"x{scale}", escape(label),
-            f"{mean([r.psnr for r in ok]):.2f}" if ok and complete else "–",
-            f"{mean([r.ssim for r in ok]):.4f}" if ok and complete else "–",
-            f"{mean([r.seconds for r in ok]):.3f}" if ok else "–",
+            _score_mean([r.psnr for r in ok], len(rows), ".2f"),
+            _score_mean([r.ssim for r in ok], len(rows), ".4f"),
+            f"{sum(r.seconds for r in ok) / len(ok):.3f}" if ok else "–",
             f"{len(ok)}/{len(rows)}",
         )  # fmt: skip
     console.print(table)
+
+
+def _score_mean(values: list[float], total: int, spec: str) -> str:
+    """The mean of the good images' scores, marked "(n/N)" when some images failed.
+
+    A mean over fewer images is not the dataset's score (the papers' means are over every
+    image), so it carries its count instead of passing for one; "–" when none succeeded.
+    """
+    if not values:
+        return "–"
+    mean = format(sum(values) / len(values), spec)
+    return mean if len(values) == total else f"{mean} ({len(values)}/{total})"
 
 
 @app.command()

@@ -251,3 +251,26 @@ def test_make_bench_passes_data_to_srbench(tmp_path, isolated_env):
     )  # fmt: skip
     assert out.returncode != 0
     assert f"SRBENCH_DATA is {data}, which has no complete Set5/ and Set14/" in out.stderr, out.stderr
+
+
+def test_run_summary_means_the_good_images_and_says_how_many(tmp_path, isolated_env):
+    import csv
+
+    folder = folder_of_images(tmp_path, count=3)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    out = srbench_cli("run", "-m", "bicubic", "-d", f"folder:{folder}", "-s", "2", env=isolated_env)
+    assert out.returncode == 0, out.stderr  # a bad image is recorded; the run goes on
+    row = table_rows(out.stdout)[folder.name]
+    exported = tmp_path / "r.csv"
+    assert srbench_cli("export", "-f", "csv", "-o", str(exported), env=isolated_env).returncode == 0
+    good = [r for r in csv.DictReader(exported.open()) if r["status"] == "ok"]
+    assert len(good) == 3
+    psnr = sum(float(r["psnr"]) for r in good) / 3
+    ssim = sum(float(r["ssim"]) for r in good) / 3
+    assert row[3:5] == [f"{psnr:.2f} (3/4)", f"{ssim:.4f} (3/4)"], row
+    assert row[6] == "3/4"
+    # Every image good: the plain mean, no count (a fresh store: the old one keeps the bad row).
+    (folder / "broken.png").unlink()
+    grid = ("-m", "bicubic", "-d", f"folder:{folder}", "-s", "2", "--store", str(tmp_path / "fresh.sqlite"))
+    out = srbench_cli("run", *grid, env=isolated_env)
+    assert table_rows(out.stdout)[folder.name][3] == f"{psnr:.2f}"
