@@ -326,12 +326,15 @@ def _run_grid(
             result_store,
             registry,
             progress=lambda total: _Bar(total, "srbench run"),
-            log=lambda line: err_console.print(f"[yellow]failed:[/] {escape(line)}", highlight=False),
+            # One physical line per failure and for the summary, like the errors: paths stay whole.
+            log=lambda line: err_console.print(f"[yellow]failed:[/] {escape(line)}", highlight=False, soft_wrap=True),
         )
         summary = runner.run(config)
         results = result_store.results(methods=summary.methods, scales=scales)
         _print_means(results, datasets)
-        console.print(f"{summary.line()} (protocol {config.protocol}, store {result_store.path})")
+        console.print(
+            f"{summary.line()} (protocol {config.protocol}, store {escape(str(result_store.path))})", soft_wrap=True
+        )
     return summary.failed + summary.bad_images
 
 

@@ -120,7 +120,7 @@ def _xs(scales) -> str:
     return ", ".join(f"x{s}" for s in sorted(scales))
 
 
-def cli_at_80_columns(*args: str, env: dict):
+def cli_at_80_columns(*args: str, env: dict, check: bool = True):
     """The CLI as a new user sees it in an 80-column terminal."""
     import subprocess
     import sys
@@ -129,6 +129,8 @@ def cli_at_80_columns(*args: str, env: dict):
         [sys.executable, "-m", "srbench.cli", *args],
         capture_output=True, text=True, env={**env, "COLUMNS": "80"}, timeout=600,
     )  # fmt: skip
+    if not check:
+        return out
     assert out.returncode == 0, out.stderr
     assert "…" not in out.stdout, out.stdout
     # The table fits; notes below it are single lines (paths) the terminal may wrap.
@@ -274,3 +276,17 @@ def test_run_summary_means_the_good_images_and_says_how_many(tmp_path, isolated_
     grid = ("-m", "bicubic", "-d", f"folder:{folder}", "-s", "2", "--store", str(tmp_path / "fresh.sqlite"))
     out = srbench_cli("run", *grid, env=isolated_env)
     assert table_rows(out.stdout)[folder.name][3] == f"{psnr:.2f}"
+
+
+def test_errors_and_failures_stay_one_line_in_a_narrow_terminal(tmp_path, isolated_env):
+    deep = tmp_path / ("a-long-folder-name-" * 4) / "blocker"
+    deep.parent.mkdir()
+    deep.write_text("")
+    folder = folder_of_images(tmp_path)
+    out = cli_at_80_columns("run", "-d", f"folder:{folder}", "-s", "2", "--store", str(deep / "x.sqlite"), env=isolated_env, check=False)
+    assert one_line_error(out) == f"error: cannot create result store {deep / 'x.sqlite'}: {deep} is not a folder"
+    (folder / "broken.png").write_bytes(b"not an image")
+    out = cli_at_80_columns("run", "-d", f"folder:{folder}", "-s", "2", env=isolated_env)
+    failed = [line for line in out.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1 and str(folder / "broken.png") in failed[0], out.stderr
+    assert any(line.endswith(f"store {isolated_env['SRBENCH_STORE']})") for line in out.stdout.splitlines())
