@@ -198,17 +198,17 @@ def test_settings_run_a_variant_beside_the_default(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("setting", "message"),
-    [("lr=0.1", "fixed when its artifacts were trained"), ("bordr=layers", "unknown parameter"),
-     ("border", "expected KEY=VALUE")],
+    ("method", "setting", "message"),
+    [("gr", "lam=0.2", "fixed when its artifacts were trained"), ("espcn", "lr=0.1", "unknown parameter"),
+     ("espcn", "bordr=layers", "unknown parameter"), ("espcn", "border", "expected KEY=VALUE")],
 )
-def test_bad_settings_stop_the_run_before_any_cell(tmp_path, setting, message):
+def test_bad_settings_stop_the_run_before_any_cell(tmp_path, method, setting, message):
     from srbench.runner import RunError
 
     folder = _folder_of_images(tmp_path, count=1)
     with ResultStore(tmp_path / "s.sqlite") as store:
         with pytest.raises(RunError, match=message):
-            Runner(store).run(RunConfig(methods=["espcn"], datasets=[f"folder:{folder}"], scales=[3],
+            Runner(store).run(RunConfig(methods=[method], datasets=[f"folder:{folder}"], scales=[3],
                                         settings=[setting]))
         assert len(store) == 0
 
