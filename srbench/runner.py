@@ -4,16 +4,24 @@ The data flows one way: dataset -> protocol.degrade -> method.upscale -> metrics
 Serial by default so timings stay honest; ``jobs > 1`` runs a local process pool with one
 thread per worker, and ``executor="dask"`` sends the same cell tasks to a Dask cluster.
 Only the driver writes the store.
+
+A run that computes anything first records itself in the store (:func:`start_run`): machine,
+GPU, library versions, git revision and concurrency, measured then, and every row it writes
+names that record. The report reads it from there, whenever and wherever it is made.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import statistics
+import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +33,13 @@ from srbench.method import Method, MethodError
 from srbench.metrics import evaluate
 from srbench.protocol import DEFAULT_PROTOCOL, get_protocol, modcrop
 from srbench.registry import Registry, get_registry
-from srbench.store import CellKey, Result, ResultStore, canonical_params
+from srbench.store import CellKey, Result, ResultStore, RunInfo, canonical_params
 from srbench.variants import run_settings, split_variant, variant_names
 
-__all__ = ["RunConfig", "RunSummary", "Runner", "compute_cell", "resolve_device", "validate_output"]
+__all__ = [
+    "RunConfig", "RunSummary", "Runner", "compute_cell", "measure_environment", "resolve_device",
+    "start_run", "validate_output",
+]  # fmt: skip
 
 
 @dataclass
@@ -60,6 +71,8 @@ class RunSummary:
     failures: list[str] = field(default_factory=list)
     #: The names the results were stored under (a variant's own, e.g. fsrcnn[border=layers]).
     methods: list[str] = field(default_factory=list)
+    #: The id of the run recorded for the cells computed; None when everything was cached.
+    run_id: str | None = None
 
     def line(self) -> str:
         parts = [f"{self.cached} cached", f"{self.run} run"]
@@ -131,6 +144,108 @@ def compute_cell(
     return psnr, ssim, statistics.median(times)
 
 
+# ---------------------------------------------------------------------- provenance
+#: The libraries whose versions a run records (those installed).
+LIBRARIES = ("srbench", "numpy", "scipy", "scikit-learn", "torch")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if sys.platform == "darwin":  # platform.processor() only says "arm" or "i386" there
+        try:
+            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
+                                 text=True, timeout=5, check=False)  # fmt: skip
+            if out.stdout.strip():
+                return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine()
+
+
+def _git_revision(root: Path | None = None) -> str:
+    """``git describe --always --dirty`` of the checkout srbench runs from; "" outside one.
+
+    ``-dirty`` means tracked files differ from the commit (untracked files do not count).
+    ``root`` is the folder that must be the checkout's top (srbench's own, by default).
+    """
+    root = (root or Path(__file__).resolve().parents[1]).resolve()
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              timeout=10, check=False)  # fmt: skip
+
+    try:
+        # An installed srbench may sit inside another project's checkout (a virtual env in
+        # it); that project's revision says nothing about the code that ran.
+        top = git("rev-parse", "--show-toplevel")
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != root:
+            return ""
+        return git("describe", "--always", "--dirty", "--abbrev=12").stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _library_versions() -> dict[str, str]:
+    # Installed versions from package metadata: nothing is imported (torch takes seconds).
+    from importlib import metadata
+
+    versions = {}
+    for package in LIBRARIES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _gpu_name() -> str:
+    """The current CUDA device and CUDA version; "" when torch is not loaded or sees no GPU.
+
+    Only asked when a cell runs on CUDA, so torch is already imported by then.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return ""
+    name = torch.cuda.get_device_name(torch.cuda.current_device())
+    return f"{name}, CUDA {torch.version.cuda}" if torch.version.cuda else name
+
+
+def measure_environment(*, cuda: bool) -> dict[str, Any]:
+    """Where cells are being computed, measured now: the :attr:`RunInfo.ENVIRONMENT` fields.
+
+    Parameters
+    ----------
+    cuda : bool
+        Whether cells run on CUDA here; the GPU is named only then.
+    """
+    return {
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count() or 1,
+        "system": f"{platform.system()} {platform.release()}",
+        "gpu": _gpu_name() if cuda else "",
+        "python": platform.python_version(),
+        "libraries": _library_versions(),
+        "revision": _git_revision(),
+    }
+
+
+def start_run(store: ResultStore, *, jobs: int = 1, executor: str = "local", cuda: bool = False) -> RunInfo:
+    """Measure this machine, record a new run in ``store`` and return it.
+
+    Called once per run, before its first result is written, so that a run killed part-way
+    leaves results that still say where they came from.
+    """
+    run = RunInfo(id=uuid.uuid4().hex, started=time.time(), jobs=jobs, executor=executor,
+                  **measure_environment(cuda=cuda))  # fmt: skip
+    store.put_run(run)
+    return run
+
+
 # ---------------------------------------------------------------------- method set-up
 def resolve_variants(
     registry: Registry, specs: Iterable[str], settings: Sequence[str] = ()
@@ -182,6 +297,7 @@ def instantiate(
 
 # ---------------------------------------------------------------------- worker side
 _WORKER_METHODS: dict[tuple, tuple[Method, str]] = {}
+_WORKER_ENVIRONMENT: dict[bool, dict[str, Any]] = {}
 
 
 def _worker_init() -> None:
@@ -208,12 +324,22 @@ def _worker_cell(task: dict) -> dict:
             if cls.version != task["version"]:
                 raise MethodError(f"worker has {cls.name} version {cls.version}, driver {task['version']}")
             _WORKER_METHODS[cache_key] = instantiate(cls, task["device"], task["settings"])
-        method, _ = _WORKER_METHODS[cache_key]
+        method, device = _WORKER_METHODS[cache_key]
         torch = sys.modules.get("torch")
         if torch is not None:
             torch.set_num_threads(1)
         psnr, ssim, seconds = compute_cell(method, task["hr"], task["lr"], task["scale"], task["repeat"])
-        return {"status": "ok", "psnr": psnr, "ssim": ssim, "seconds": seconds, "error": ""}
+        outcome = {"status": "ok", "psnr": psnr, "ssim": ssim, "seconds": seconds, "error": ""}
+        if task.get("environment"):
+            # A Dask worker may be another machine: it says where it computed the cell.
+            cuda = device == "cuda"
+            if cuda not in _WORKER_ENVIRONMENT:
+                environment = measure_environment(cuda=cuda)
+                if not cuda:
+                    environment["gpu"] = None  # used no GPU: any run's GPU fits this cell
+                _WORKER_ENVIRONMENT[cuda] = environment
+            outcome["environment"] = _WORKER_ENVIRONMENT[cuda]
+        return outcome
     except Exception as exc:  # noqa: BLE001 - a failing cell never stops the grid
         return {"status": "failed", "psnr": None, "ssim": None, "seconds": None, "error": _describe(exc)}
 
@@ -275,6 +401,10 @@ class Runner:
         self.registry = registry or get_registry()
         self.progress = progress
         self.log = log
+        #: The run being recorded (see :func:`start_run`), and the runs derived from it for
+        #: Dask workers on other machines, by their environment.
+        self._run: RunInfo | None = None
+        self._worker_runs: dict[str, str] = {}
 
     def plan(self, config: RunConfig) -> tuple[list[_Cell], RunSummary]:
         """Every cell of the grid with its key, and what can already be counted."""
@@ -350,6 +480,8 @@ class Runner:
             raise RunError("--jobs must be at least 1")
         if config.repeat < 1:
             raise RunError("--repeat must be at least 1")
+        if config.executor not in ("local", "dask"):
+            raise RunError(f"unknown executor {config.executor!r}; use local or dask")
         cells, summary = self.plan(config)
         cached = set() if config.force else self.store.cached_keys(c.result.key for c in cells)
         todo: list[_Cell] = []
@@ -358,6 +490,14 @@ class Runner:
                 summary.cached += 1
             else:
                 todo.append(cell)
+        if todo:
+            # Cached cells keep the run that produced them; only what is computed now is this run's.
+            self._run = start_run(self.store, jobs=config.jobs, executor=config.executor,
+                                  cuda=any(c.result.device == "cuda" for c in todo))  # fmt: skip
+            self._worker_runs = {}
+            summary.run_id = self._run.id
+            for cell in todo:
+                cell.result.run = self._run.id
 
         bar = self.progress(len(todo)) if self.progress and todo else None
         try:
@@ -367,8 +507,6 @@ class Runner:
                     self._finish(cell.result, summary, bar)
             if config.executor == "dask":
                 self._run_pool(ready, config, summary, bar, dask=True)
-            elif config.executor != "local":
-                raise RunError(f"unknown executor {config.executor!r}; use local or dask")
             elif config.jobs > 1:
                 self._run_pool(ready, config, summary, bar, dask=False)
             else:
@@ -424,6 +562,7 @@ class Runner:
                     "version": r.method_version, "device": config.device,
                     "plugins": [str(Path(p).resolve()) if Path(p).exists() else p for p in config.plugins],
                     "hr": hr, "lr": lr, "scale": r.scale, "repeat": config.repeat,
+                    "environment": dask,
                 }
             )  # fmt: skip
         if dask:
@@ -448,7 +587,32 @@ class Runner:
                 self._apply(futures[future].result, future.result(), summary, bar)
 
     def _apply(self, result: Result, outcome: dict, summary: RunSummary, bar: Any) -> None:
+        if outcome.get("environment") is not None:
+            result.run = self._run_for(outcome["environment"])
         result.status = outcome["status"]
         result.error = outcome["error"]
         result.psnr, result.ssim, result.seconds = outcome["psnr"], outcome["ssim"], outcome["seconds"]
         self._finish(result, summary, bar)
+
+    def _run_for(self, environment: Mapping[str, Any]) -> str | None:
+        """The id of the run record for a cell computed where ``environment`` says.
+
+        The driver's run when the worker matches it; otherwise a run of its own (the driver's
+        start, jobs and executor with the worker's machine, versions and revision), recorded
+        once per distinct worker environment, so a Dask result never claims the driver's machine.
+        """
+        run = self._run
+        if run is None:
+            return None
+        mine = run.environment()
+        environment = dict(environment)
+        if environment.get("gpu") is None:  # the cell used no GPU: the GPU field says nothing
+            environment["gpu"] = mine["gpu"] = ""
+        if environment == mine:
+            return run.id
+        fingerprint = json.dumps(environment, sort_keys=True)
+        if fingerprint not in self._worker_runs:
+            worker = replace(run, id=f"{run.id}-{len(self._worker_runs) + 1}", **environment)
+            self.store.put_run(worker)
+            self._worker_runs[fingerprint] = worker.id
+        return self._worker_runs[fingerprint]

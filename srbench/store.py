@@ -3,23 +3,41 @@
 Every result is committed the moment it is produced, in WAL mode, so a run killed at any
 point loses nothing finished, a re-run computes only what is missing, and two runs can
 share one store.
+
+Each result row names the run that produced it, and the ``runs`` table keeps what was true
+of that run when it measured: machine, GPU, library versions, git revision, concurrency. A
+report made later, on another machine, reads that record instead of its own surroundings
+(asv's rule: what produced a number is recorded when it is measured).
+
+The file carries its schema version (``meta.schema_version``). An older store is migrated
+in place when opened; a store from a newer srbench is refused rather than misread.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXPORT_FORMATS", "CellKey", "Result", "ResultStore", "default_store_path", "export"]
+__all__ = [
+    "EXPORT_FORMATS", "SCHEMA_VERSION", "CellKey", "Result", "ResultStore", "RunInfo", "StoreError",
+    "default_store_path", "describe_run", "export",
+]  # fmt: skip
 
-SCHEMA_VERSION = 1
+#: The store layout this code reads and writes. Bump it with every change to the tables, and
+#: teach :meth:`ResultStore._migrate` the step from the previous one.
+#:
+#: 1. ``results`` and ``meta`` (srbench 0.1).
+#: 2. ``runs`` (one row per run: machine, versions, revision, concurrency) and ``results.run``
+#:    naming it; results stored before this have ``run`` NULL: not recorded.
+SCHEMA_VERSION = 2
 
 
 def default_store_path() -> Path:
@@ -77,6 +95,10 @@ class Result:
     repeat: int = 1
     jobs: int = 1
     created: float = field(default_factory=time.time)
+    #: The :class:`RunInfo` id of the run that computed this row; None where the store holds
+    #: no record (results stored before runs were recorded). Not part of the key: a cached
+    #: cell keeps the run that produced it.
+    run: str | None = None
     key: str = ""
 
     @classmethod
@@ -84,37 +106,190 @@ class Result:
         return [f.name for f in fields(cls)]
 
 
+@dataclass
+class RunInfo:
+    """What was true of one run when it computed its cells: one row of the ``runs`` table.
+
+    Measured by the runner at the start of a run (:func:`srbench.runner.start_run`), never by
+    whoever reads the results later. Host names are deliberately not kept: a published store
+    or report should not name the machines it ran on.
+
+    Attributes
+    ----------
+    id : str
+        Random hex id; random rather than a counter so that stores can be merged.
+    started : float
+        Unix time the run started.
+    cpu : str
+        CPU model name.
+    cores : int
+        Logical cores.
+    system : str
+        Operating system and kernel release, e.g. ``Linux 6.8.0``.
+    gpu : str
+        Name of the CUDA device the run's CUDA cells used (with the CUDA version), or ``""``
+        when no cell ran on CUDA.
+    python : str
+        Python version.
+    libraries : dict of str to str
+        Installed versions of srbench, numpy, scipy, scikit-learn and torch (those present).
+    revision : str
+        ``git describe`` of the srbench checkout, ``-dirty`` when its tracked files differ
+        from the commit; ``""`` when srbench is not running from a git checkout.
+    jobs : int
+        Worker processes (``--jobs``).
+    executor : str
+        ``local`` or ``dask``.
+    """
+
+    id: str
+    started: float
+    cpu: str
+    cores: int
+    system: str
+    gpu: str
+    python: str
+    libraries: dict[str, str]
+    revision: str
+    jobs: int = 1
+    executor: str = "local"
+
+    #: The fields that describe where the cells were computed (not when, nor how many workers).
+    ENVIRONMENT = ("cpu", "cores", "system", "gpu", "python", "libraries", "revision")
+
+    @classmethod
+    def columns(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def environment(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.ENVIRONMENT}
+
+
 EXPORT_COLUMNS = [
     "method", "label", "dataset", "image", "scale", "psnr", "ssim", "seconds", "device",
     "protocol", "status", "error", "method_version", "artifact_hash", "params", "repeat", "jobs",
+    "run",
 ]  # fmt: skip
+#: Columns an export gains when it is given the runs: where each row was measured.
+RUN_EXPORT_COLUMNS = ["run_started", "cpu", "gpu", "revision"]
+
+
+_REAL_COLUMNS = frozenset({"psnr", "ssim", "seconds", "created", "started"})
+_INTEGER_COLUMNS = frozenset({"scale", "repeat", "jobs", "cores"})
+
+
+def _column_type(name: str) -> str:
+    return "REAL" if name in _REAL_COLUMNS else "INTEGER" if name in _INTEGER_COLUMNS else "TEXT"
 
 
 class ResultStore:
-    """SQLite-backed store of :class:`Result` rows keyed by :class:`CellKey` digests."""
+    """SQLite-backed store of :class:`Result` rows keyed by :class:`CellKey` digests.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The SQLite file; :func:`default_store_path` when not given. Created if missing.
+
+    Attributes
+    ----------
+    migrated_from : int or None
+        The schema version the file had when this open migrated it to
+        :data:`SCHEMA_VERSION`; None when it needed no migration.
+
+    Raises
+    ------
+    StoreError
+        The file is not an SQLite database, or was written by a newer srbench (a schema
+        version this code does not know).
+    """
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_store_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.migrated_from: int | None = None
         try:
             self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=60000")
-            self._create()
+            self._open_schema()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open result store {self.path}: {exc}") from None
 
-    def _create(self) -> None:
-        cols = ", ".join(
-            f"{name} {'REAL' if name in ('psnr', 'ssim', 'seconds', 'created') else 'INTEGER' if name in ('scale', 'repeat', 'jobs') else 'TEXT'}"
-            for name in Result.columns()
-            if name != "key"
+    # ------------------------------------------------------------------ schema
+    def _schema_version(self) -> int | None:
+        """The file's schema version; None for a file that holds no store yet."""
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        row = None
+        if "meta" in tables:
+            row = self._db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+        if row is None:
+            # Version 1 always wrote its meta row, but a results table alone can only be its layout.
+            return 1 if "results" in tables else None
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise StoreError(f"result store {self.path} has an unreadable schema version {row[0]!r}") from None
+
+    def _too_new(self, version: int) -> StoreError:
+        return StoreError(
+            f"result store {self.path} has schema version {version}, newer than this srbench reads "
+            f"({SCHEMA_VERSION}): upgrade srbench, or use another store"
         )
-        self._db.execute(f"CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, {cols})")
+
+    def _open_schema(self) -> None:
+        """Create the tables, or migrate an older store in place, or refuse a newer one."""
+        version = self._schema_version()
+        if version == SCHEMA_VERSION:
+            return  # the usual case reads and takes no write lock
+        if version is not None and version > SCHEMA_VERSION:
+            raise self._too_new(version)
+        # Another process may be creating or migrating the same file: decide again under the
+        # write lock, so exactly one of them does the work.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._schema_version()
+            if version is None:
+                self._create()
+            elif version > SCHEMA_VERSION:
+                raise self._too_new(version)
+            elif version < SCHEMA_VERSION:
+                self._migrate(version)
+                self.migrated_from = version
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _create_runs(self) -> None:
+        cols = ", ".join(f"{name} {_column_type(name)}" for name in RunInfo.columns() if name != "id")
+        self._db.execute(f"CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, {cols})")
+
+    def _set_version(self) -> None:
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
         self._db.execute(
-            "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
+
+    def _create(self) -> None:
+        cols = ", ".join(f"{name} {_column_type(name)}" for name in Result.columns() if name != "key")
+        self._db.execute(f"CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, {cols})")
+        self._create_runs()
+        self._set_version()
+
+    def _migrate(self, version: int) -> None:
+        """Bring a store of schema ``version`` to :data:`SCHEMA_VERSION`, keeping every row.
+
+        Keys are untouched, so every cached cell is still found.
+        """
+        if version < 2:
+            # Old rows get run NULL: the report says their provenance was not recorded,
+            # rather than pinning them on whichever machine reads them.
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+            for name in Result.columns():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE results ADD COLUMN {name} {_column_type(name)}")
+            self._create_runs()
+        self._set_version()
 
     def close(self) -> None:
         self._db.close()
@@ -135,7 +310,28 @@ class ResultStore:
             f"INSERT OR REPLACE INTO results ({', '.join(names)}) VALUES ({placeholders})", values
         )
 
+    def put_run(self, run: RunInfo) -> None:
+        """Record one run (before the results that name it), committed at once."""
+        values = [json.dumps(run.libraries) if name == "libraries" else getattr(run, name)
+                  for name in RunInfo.columns()]  # fmt: skip
+        marks = ", ".join("?" for _ in values)
+        self._db.execute(f"INSERT OR REPLACE INTO runs ({', '.join(RunInfo.columns())}) VALUES ({marks})", values)
+
     # ------------------------------------------------------------------ reads
+    def runs(self, ids: Iterable[str] | None = None) -> dict[str, RunInfo]:
+        """Recorded runs by id: all of them, or those of ``ids`` that the store holds."""
+        names = RunInfo.columns()
+        rows = self._db.execute(f"SELECT {', '.join(names)} FROM runs ORDER BY started").fetchall()
+        wanted = None if ids is None else set(ids)
+        out = {}
+        for row in rows:
+            values = dict(zip(names, row, strict=True))
+            if wanted is not None and values["id"] not in wanted:
+                continue
+            values["libraries"] = json.loads(values["libraries"] or "{}")
+            out[values["id"]] = RunInfo(**values)
+        return out
+
     def cached_keys(self, keys: Iterable[str]) -> set[str]:
         """Which of ``keys`` already hold a successful result."""
         keys = list(keys)
@@ -199,7 +395,7 @@ class ResultStore:
 
 
 class StoreError(Exception):
-    pass
+    """A store that cannot be used: not SQLite, or from a newer srbench. The CLI prints one line."""
 
 
 EXPORT_FORMATS = ("csv", "parquet", "markdown", "latex")
@@ -213,19 +409,64 @@ def _fmt(value: Any, digits: int) -> str:
     return str(value)
 
 
-def export(results: Sequence[Result], fmt: str, out: str | Path) -> Path:
-    """Write per-image results as CSV, Parquet, Markdown or LaTeX."""
+def _utc(timestamp: float | None) -> str:
+    if timestamp is None:
+        return ""
+    return _dt.datetime.fromtimestamp(timestamp, _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def describe_run(run: RunInfo) -> str:
+    """One line for a run: when, on what, with which versions, at which revision."""
+    libraries = ", ".join(f"{k} {v}" for k, v in run.libraries.items())
+    gpu = f", {run.gpu}" if run.gpu else ""
+    return (
+        f"{_utc(run.started)}; {run.cpu} ({run.cores} logical cores){gpu}; {run.system}; "
+        f"Python {run.python}; {libraries}; revision {run.revision or 'not a git checkout'}; "
+        f"{run.jobs} job{'s' if run.jobs != 1 else ''} ({run.executor})"
+    )
+
+
+def export(
+    results: Sequence[Result], fmt: str, out: str | Path, *, runs: Mapping[str, RunInfo] | None = None
+) -> Path:
+    """Write per-image results as CSV, Parquet, Markdown or LaTeX.
+
+    Parameters
+    ----------
+    results : sequence of Result
+    fmt : {"csv", "parquet", "markdown", "latex"}
+    out : str or Path
+    runs : mapping of str to RunInfo, optional
+        The runs the results name (:meth:`ResultStore.runs`). When given, CSV and Parquet gain
+        :data:`RUN_EXPORT_COLUMNS` (empty where a row's run was not recorded), and Markdown and
+        LaTeX end with one line per run saying where their numbers were measured.
+    """
     out = Path(out)
     fmt = fmt.lower()
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(EXPORT_FORMATS)}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = [{c: getattr(r, c) for c in EXPORT_COLUMNS} for r in results]
+    columns = EXPORT_COLUMNS + (RUN_EXPORT_COLUMNS if runs is not None else [])
+    rows = []
+    for r in results:
+        row = {c: getattr(r, c) for c in EXPORT_COLUMNS}
+        if runs is not None:
+            run = runs.get(r.run or "")
+            row.update(
+                run_started=_utc(run.started) if run else "",
+                cpu=run.cpu if run else "",
+                # The run's GPU only where this cell ran on it (a run can mix CPU and CUDA cells).
+                gpu=run.gpu if run and r.device == "cuda" else "",
+                revision=run.revision if run else "",
+            )
+        rows.append(row)
+    shown_runs = [runs[i] for i in dict.fromkeys(r.run for r in results) if runs and i in runs]
+    unrecorded = runs is not None and any(r.run not in runs for r in results)
     if fmt == "csv":
         import csv
 
         with open(out, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
+            writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             for row in rows:
                 writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
@@ -233,7 +474,7 @@ def export(results: Sequence[Result], fmt: str, out: str | Path) -> Path:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist(rows) if rows else pa.table({c: [] for c in EXPORT_COLUMNS})
+        table = pa.Table.from_pylist(rows) if rows else pa.table({c: [] for c in columns})
         pq.write_table(table, out)
     elif fmt == "markdown":
         shown = ["label", "dataset", "image", "scale", "psnr", "ssim", "seconds", "device", "protocol"]
@@ -243,6 +484,11 @@ def export(results: Sequence[Result], fmt: str, out: str | Path) -> Path:
             if row["status"] != "ok":
                 cells[shown.index("psnr")] = f"failed: {row['error']}"
             lines.append("| " + " | ".join(cells) + " |")
+        if shown_runs or unrecorded:
+            lines.append("")
+            lines.extend(f"Run `{run.id[:8]}`: {describe_run(run)}.  " for run in shown_runs)
+            if unrecorded:
+                lines.append("Some rows were stored before srbench recorded runs: their machine, versions and revision are not recorded.")
         out.write_text("\n".join(lines) + "\n")
     else:  # latex
         shown = ["label", "dataset", "image", "scale", "psnr", "ssim", "seconds"]
@@ -251,9 +497,13 @@ def export(results: Sequence[Result], fmt: str, out: str | Path) -> Path:
             cells = [_latex_escape(_fmt(row[c], 4 if c == "ssim" else 2 if c == "psnr" else 3)) for c in shown]
             body.append(" & ".join(cells) + r" \\")
         protocol = rows[0]["protocol"] if rows else ""
+        provenance = [f"% run {run.id[:8]}: {describe_run(run)}" for run in shown_runs]
+        if unrecorded:
+            provenance.append("% some rows: run not recorded (stored before srbench recorded runs)")
         text = "\n".join(
             [
                 f"% srbench results, protocol {protocol}",
+                *provenance,
                 r"\begin{tabular}{lllrrrr}",
                 r"\hline",
                 " & ".join(s.capitalize() if s != "psnr" else "PSNR (dB)" for s in shown) + r" \\",

@@ -140,8 +140,9 @@ def test_two_runs_share_one_store(tmp_path, data_dir):
 
 def test_exports(tmp_path, data_dir):
     with ResultStore(tmp_path / "s.sqlite") as store:
-        Runner(store).run(RunConfig(methods=["bicubic"], datasets=["Set5"], scales=[2], data_dir=data_dir))
+        summary = Runner(store).run(RunConfig(methods=["bicubic"], datasets=["Set5"], scales=[2], data_dir=data_dir))
         results = store.results()
+        runs = store.runs()
     import csv
 
     import pyarrow.parquet as pq
@@ -150,10 +151,19 @@ def test_exports(tmp_path, data_dir):
     with open(tmp_path / "r.csv") as handle:
         table = list(csv.DictReader(handle))
     assert len(table) == 5
-    for column in "method,label,dataset,image,scale,psnr,ssim,seconds,device,protocol".split(","):
+    for column in "method,label,dataset,image,scale,psnr,ssim,seconds,device,protocol,run".split(","):
         assert column in table[0]
-    export(results, "parquet", tmp_path / "r.parquet")
-    assert pq.read_table(tmp_path / "r.parquet").num_rows == 5
+    assert {row["run"] for row in table} == {summary.run_id}
+    assert "cpu" not in table[0], "without the runs, no machine columns to leave empty"
+    # Given the runs, each row says where it was measured.
+    export(results, "csv", tmp_path / "runs.csv", runs=runs)
+    with open(tmp_path / "runs.csv") as handle:
+        table = list(csv.DictReader(handle))
+    run = runs[summary.run_id]
+    assert {(row["cpu"], row["revision"], row["gpu"]) for row in table} == {(run.cpu, run.revision, "")}
+    export(results, "parquet", tmp_path / "r.parquet", runs=runs)
+    parquet = pq.read_table(tmp_path / "r.parquet")
+    assert parquet.num_rows == 5 and set(parquet.column("cpu").to_pylist()) == {run.cpu}
     export(results, "markdown", tmp_path / "r.md")
     assert "| Bicubic | Set5 | baby | 2 | 37.07" in (tmp_path / "r.md").read_text()
     export(results, "latex", tmp_path / "r.tex")
@@ -211,6 +221,7 @@ def test_bad_settings_stop_the_run_before_any_cell(tmp_path, method, setting, me
             Runner(store).run(RunConfig(methods=[method], datasets=[f"folder:{folder}"], scales=[3],
                                         settings=[setting]))
         assert len(store) == 0
+        assert store.runs() == {}, "a run that computed nothing records no run"
 
 
 def test_dask_executor_gives_the_same_numbers_as_a_local_run(tmp_path):
@@ -228,5 +239,8 @@ def test_dask_executor_gives_the_same_numbers_as_a_local_run(tmp_path):
                 RunConfig(**grid, executor="dask", scheduler=cluster.scheduler_address)
             )
             remote = {(r.method, r.image, r.scale): r.psnr for r in store.results()}
+            runs, runs_named = store.runs(), {r.run for r in store.results()}
     assert summary.run == len(local) == 8 and summary.failed == 0
     assert remote == local
+    # The worker (in this process) is the driver's machine: one run, named by every result.
+    assert set(runs) == {summary.run_id} and runs_named == {summary.run_id}
