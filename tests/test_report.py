@@ -19,6 +19,12 @@ def test_report_is_self_contained_with_tables_and_plots(tmp_path, data_dir):
     assert not re.search(r'(src|href)="(https?:)?//', html)
     for twin in ("results.csv", "results.md", "results.tex"):
         assert (tmp_path / "rep" / twin).exists()
+    # Where the numbers were measured: the run stored with them.
+    with ResultStore(store_path) as store:
+        (run,) = store.runs().values()
+    setup = html[html.index('id="setup"'):]
+    assert run.id[:8] in setup and f"{run.cpu} ({run.cores} logical cores)" in setup
+    assert f"numpy {run.libraries['numpy']}" in setup
 
 
 def test_empty_store_renders(tmp_path):

@@ -21,21 +21,23 @@ def write_report(
 ) -> Path:
     """Write ``index.html`` plus ``results.csv``, ``results.md`` and ``results.tex`` to ``out``.
 
-    The report only reads the store; it never runs a method.
+    The report only reads the store; it never runs a method. Where the numbers were measured
+    (machine, versions, revision) is what the store recorded with them, not this machine.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with ResultStore(store_path) as store:
         results = store.results(methods=methods, datasets=datasets)
+        runs = store.runs({r.run for r in results if r.run})
     order = _method_order(methods)
-    data = build_report_data(results, title=title, method_order=order)
+    data = build_report_data(results, title=title, method_order=order, runs=runs)
     index = out / "index.html"
     tmp = index.with_suffix(".html.tmp")
     tmp.write_text(render_html(data, order), encoding="utf-8")
     tmp.replace(index)
-    export(results, "csv", out / "results.csv")
-    export(results, "markdown", out / "results.md")
-    export(results, "latex", out / "results.tex")
+    export(results, "csv", out / "results.csv", runs=runs)
+    export(results, "markdown", out / "results.md", runs=runs)
+    export(results, "latex", out / "results.tex", runs=runs)
     return index
 
 

@@ -1,23 +1,24 @@
-"""Store -> plain dataclasses the templates render. No HTML here."""
+"""Store -> plain dataclasses the templates render. No HTML here.
+
+Everything about where the numbers were measured comes from the runs stored with them; the
+machine rendering the report is not consulted (only the clock, for the "rendered" line).
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
 import math
-import os
-import platform
-import subprocess
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from srbench.protocol import get_protocol
-from srbench.report.provenance import ArtifactRow, artifact_rows
 from srbench.references import published
-from srbench.store import Result
+from srbench.report.provenance import ArtifactRow, RunProvenance, artifact_rows, run_provenance
+from srbench.store import Result, RunInfo
 from srbench.variants import base_name
 
-__all__ = ["MachineInfo", "ReportData", "Section", "SummaryRow", "build_report_data"]
+__all__ = ["ReportData", "Section", "SummaryRow", "build_report_data"]
 
 
 @dataclass
@@ -35,6 +36,8 @@ class SummaryRow:
     best_ssim: bool = False
     fastest: bool = False
     pareto: bool = False
+    #: Labels of the runs that produced this row's results (see :class:`RunProvenance`).
+    runs: list[str] = field(default_factory=list)
 
     @property
     def delta(self) -> float | None:
@@ -50,6 +53,8 @@ class ImageCell:
     paper_psnr: float | None
     error: str = ""
     best: bool = False
+    #: Label of the run that produced it.
+    run: str = ""
 
     @property
     def delta(self) -> float | None:
@@ -74,17 +79,6 @@ class Section:
 
 
 @dataclass
-class MachineInfo:
-    cpu: str
-    cores: int
-    system: str
-    python: str
-    libraries: dict[str, str]
-    git_revision: str
-    devices: list[str]
-
-
-@dataclass
 class Failure:
     label: str
     dataset: str
@@ -92,15 +86,18 @@ class Failure:
     scale: int
     status: str
     error: str
+    run: str = ""
 
 
 @dataclass
 class ReportData:
     title: str
+    #: When the report was rendered (not when its numbers were measured: see ``provenance``).
     generated: str
     protocol: str
     protocol_description: str
-    machine: MachineInfo
+    #: The stored runs that measured the shown numbers.
+    provenance: RunProvenance
     sections: list[Section]
     failures: list[Failure] = field(default_factory=list)
     reference_sources: list[str] = field(default_factory=list)
@@ -109,44 +106,6 @@ class ReportData:
 
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _git_revision() -> str:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "describe", "--always", "--dirty"],
-            capture_output=True, text=True, timeout=5, check=False,
-        )  # fmt: skip
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def machine_info(devices: set[str]) -> MachineInfo:
-    from importlib import metadata
-
-    libraries = {}
-    for package in ("srbench", "numpy", "scipy", "scikit-learn", "torch"):
-        try:
-            libraries[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return MachineInfo(
-        cpu=_cpu_name(), cores=os.cpu_count() or 1, system=f"{platform.system()} {platform.release()}",
-        python=platform.python_version(), libraries=libraries, git_revision=_git_revision(),
-        devices=sorted(devices),
-    )  # fmt: skip
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
@@ -166,8 +125,20 @@ def build_report_data(
     *,
     title: str = "srbench report",
     method_order: list[str] | None = None,
+    runs: Mapping[str, RunInfo] | None = None,
 ) -> ReportData:
-    """Group per-image results into per dataset x scale sections with summary rows."""
+    """Group per-image results into per dataset x scale sections with summary rows.
+
+    Parameters
+    ----------
+    results : list of Result
+    title : str
+    method_order : list of str, optional
+        Method names in table order; others follow.
+    runs : mapping of str to RunInfo, optional
+        The stored runs the results name (:meth:`~srbench.store.ResultStore.runs`); results
+        whose run is not among them are reported as "not recorded".
+    """
     protocols = sorted({r.protocol for r in results}) or ["matlab"]
     protocol = protocols[0]
     refs = defaultdict(dict)
@@ -178,6 +149,8 @@ def build_report_data(
     for r in results:
         if r.protocol == protocol:
             by_section[(r.dataset, r.scale)].append(r)
+    # Only the shown protocol's results are on the page: only their runs are listed.
+    provenance = run_provenance((r for r in results if r.protocol == protocol), runs or {})
 
     order = {name: i for i, name in enumerate(method_order or [])}
     sections = []
@@ -212,9 +185,12 @@ def build_report_data(
                     seconds=r.seconds if r.status == "ok" else None,
                     paper_psnr=ref.psnr if ref else None,
                     error=r.error if r.status != "ok" else "",
+                    run=provenance.label_of(r.run),
                 )
                 if r.status != "ok":
-                    failures.append(Failure(label, dataset, r.image, scale, r.status, r.error))
+                    failures.append(
+                        Failure(label, dataset, r.image, scale, r.status, r.error, provenance.label_of(r.run))
+                    )
             complete = bool(paper) and all(img in paper for img in images) and len(ok) == len(images)
             paper_seconds = [paper[i].seconds for i in images if i in paper and paper[i].seconds is not None]
             summary.append(
@@ -226,6 +202,7 @@ def build_report_data(
                     images=len(ok), failed=len(mine) - len(ok),
                     paper_psnr=_mean([paper[i].psnr for i in images]) if complete else None,
                     paper_seconds=_mean(paper_seconds) if complete and len(paper_seconds) == len(images) else None,
+                    runs=sorted({provenance.label_of(r.run) for r in mine}, key=_run_order),
                 )  # fmt: skip
             )
         scored = [s for s in summary if s.psnr is not None]
@@ -247,7 +224,6 @@ def build_report_data(
         artifact_rows(r for r in results if r.protocol == protocol),
         key=lambda a: (order.get(a.method, len(order)), a.method, a.scale),
     )
-    devices = {r.device for r in results}
     description = get_protocol(protocol).description if protocol == "matlab" else protocol
     from srbench.references import REFERENCES
 
@@ -256,12 +232,17 @@ def build_report_data(
         generated=_dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         protocol=protocol,
         protocol_description=description,
-        machine=machine_info(devices),
+        provenance=provenance,
         sections=sections,
         failures=failures,
         reference_sources=list(REFERENCES.values()),
         artifacts=artifacts,
     )
+
+
+def _run_order(label: str) -> tuple[int, int]:
+    """R1, R2, ..., R10 in number order; "not recorded" last."""
+    return (0, int(label[1:])) if label[1:].isdigit() else (1, 0)
 
 
 def finite(value: float | None) -> bool:

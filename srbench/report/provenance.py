@@ -1,19 +1,146 @@
-"""Where the trained artifacts behind a report's numbers came from (their manifests).
+"""Where a report's numbers came from: the runs that measured them, and the trained artifacts.
 
-A report is only as trustworthy as the weights it ran: this turns each artifact that results
-were computed with into one plain row (training data, starting point, runs, epochs, time,
+Runs: each result names the run that computed it, and the store kept that run's machine,
+versions and revision as they were then (:class:`~srbench.store.RunInfo`). This turns the runs
+behind the shown results into plain rows; nothing about the machine rendering the report is
+read, so a store measured on one machine and reported on another shows the first.
+
+Artifacts: a report is only as trustworthy as the weights it ran: each artifact that results
+were computed with becomes one plain row (training data, starting point, runs, epochs, time,
 devices, held-out PSNR), read from the manifest saved beside it. Nothing is trained or run.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from srbench.store import Result
+from srbench.store import Result, RunInfo
 
-__all__ = ["ArtifactRow", "artifact_rows", "summarise_manifest"]
+__all__ = [
+    "NOT_RECORDED", "ArtifactRow", "RunProvenance", "RunRow", "artifact_rows", "run_provenance",
+    "summarise_manifest",
+]  # fmt: skip
+
+#: How a result with no stored run (measured before srbench recorded runs) is labelled.
+NOT_RECORDED = "not recorded"
+
+
+@dataclass
+class RunRow:
+    """One run behind the shown numbers, as the store recorded it when it ran.
+
+    The row with ``recorded`` false gathers the shown results that name no stored run
+    (stored before srbench recorded runs); its machine fields are empty.
+    """
+
+    label: str  # "R1", "R2", ... in start order within this report; NOT_RECORDED for the rest
+    id: str = ""
+    recorded: bool = True
+    started: str = ""
+    cpu: str = ""
+    cores: int | None = None
+    system: str = ""
+    #: The devices its shown results ran on; CUDA with the GPU's name, e.g. "cuda (NVIDIA H200, CUDA 12.8)".
+    devices: list[str] = field(default_factory=list)
+    python: str = ""
+    libraries: dict[str, str] = field(default_factory=dict)
+    revision: str = ""
+    jobs: int | None = None
+    executor: str = ""
+    #: What it produced among the shown results.
+    results: int = 0
+    methods: list[str] = field(default_factory=list)
+    sections: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunProvenance:
+    """The runs behind a report's numbers, and how to find each result's run."""
+
+    runs: list[RunRow] = field(default_factory=list)
+    #: Distinct machines (CPU model, cores, system) among the recorded runs.
+    machines: int = 0
+    #: Shown results with no recorded run.
+    unrecorded: int = 0
+    _labels: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def several(self) -> bool:
+        """Whether the shown numbers come from more than one run (or partly from no record)."""
+        return len(self.runs) > 1
+
+    @property
+    def headline(self) -> str:
+        """One line for the report's header: where the numbers were measured."""
+        if not self.runs:
+            return ""
+        if len(self.runs) == 1:
+            run = self.runs[0]
+            if not run.recorded:
+                return "Measured before srbench recorded runs: machine, versions and revision not recorded"
+            devices = ", ".join(run.devices)
+            return f"Measured {run.started} on {run.cpu} ({devices}), revision {run.revision or 'not a git checkout'}"
+        recorded = len([r for r in self.runs if r.recorded])
+        text = f"Measured in {recorded} run{'s' if recorded != 1 else ''} on {self.machines} machine{'s' if self.machines != 1 else ''}"
+        if self.unrecorded:
+            text += f"; {self.unrecorded} result{'s' if self.unrecorded != 1 else ''} with no recorded run"
+        return text
+
+    def label_of(self, run_id: str | None) -> str:
+        """The label of the run a result names (NOT_RECORDED when the store holds none)."""
+        return self._labels.get(run_id or "", NOT_RECORDED)
+
+
+def _utc(timestamp: float) -> str:
+    return _dt.datetime.fromtimestamp(timestamp, _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def run_provenance(results: Iterable[Result], runs: Mapping[str, RunInfo]) -> RunProvenance:
+    """The stored runs that produced ``results``, one :class:`RunRow` each, in start order.
+
+    Parameters
+    ----------
+    results : iterable of Result
+        The results the report shows.
+    runs : mapping of str to RunInfo
+        Stored runs by id (:meth:`~srbench.store.ResultStore.runs`); a result whose run is
+        missing here counts as not recorded, never as some other run.
+    """
+    results = list(results)
+    by_run: dict[str, list[Result]] = {}
+    for r in results:
+        by_run.setdefault(r.run if r.run in runs else "", []).append(r)
+    recorded = sorted((runs[i] for i in by_run if i), key=lambda run: (run.started, run.id))
+    rows, labels = [], {}
+    for number, run in enumerate(recorded, start=1):
+        label = f"R{number}"
+        labels[run.id] = label
+        mine = by_run[run.id]
+        # The GPU's name only beside the CUDA cells: a run can mix CPU and CUDA methods.
+        devices = [f"cuda ({run.gpu})" if d == "cuda" and run.gpu else d for d in sorted({r.device for r in mine})]
+        row = RunRow(label=label, id=run.id, started=_utc(run.started), cpu=run.cpu, cores=run.cores,
+                     system=run.system, devices=devices, python=run.python, libraries=dict(run.libraries),
+                     revision=run.revision, jobs=run.jobs, executor=run.executor, **_produced(mine))  # fmt: skip
+        rows.append(row)
+    unrecorded = by_run.get("", [])
+    if unrecorded:
+        devices = sorted({r.device for r in unrecorded})
+        rows.append(RunRow(label=NOT_RECORDED, recorded=False, devices=devices, **_produced(unrecorded)))
+    machines = len({(run.cpu, run.cores, run.system) for run in recorded})
+    return RunProvenance(runs=rows, machines=machines, unrecorded=len(unrecorded), _labels=labels)
+
+
+def _produced(results: list[Result]) -> dict[str, Any]:
+    """What a run contributed: result count, method labels, dataset x scale sections."""
+    sections = sorted({(r.dataset, r.scale) for r in results})
+    return {
+        "results": len(results),
+        "methods": sorted({r.label for r in results}),
+        "sections": [f"{dataset} ×{scale}" for dataset, scale in sections],
+    }
 
 
 @dataclass
