@@ -325,3 +325,16 @@ def test_several_runs_are_listed_and_each_result_names_its_run(tmp_path):
     assert re.search(r"ANR.*?<td>not recorded</td>", summary, re.DOTALL)
     assert '<td class="" title="run R2">31.25' in html
     assert 'title="run not recorded">32.75' in html and 'title="run not recorded">32.50' in html
+
+
+def test_a_run_with_cuda_cells_names_the_gpu(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    # No GPU here: a stand-in torch answers as a CUDA build on one would.
+    cuda = SimpleNamespace(is_available=lambda: True, current_device=lambda: 0,
+                           get_device_name=lambda index: f"Fake GPU {index}")  # fmt: skip
+    monkeypatch.setitem(sys.modules, "torch", SimpleNamespace(cuda=cuda, version=SimpleNamespace(cuda="12.8")))
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        assert start_run(store, cuda=True).gpu == "Fake GPU 0, CUDA 12.8"
+        assert start_run(store, cuda=False).gpu == "", "a CPU-only run names no GPU"
+        assert sorted(run.gpu for run in store.runs().values()) == ["", "Fake GPU 0, CUDA 12.8"]
