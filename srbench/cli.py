@@ -522,7 +522,8 @@ def export(
             datasets=_split(datasets) or None,
             scales=_scales(scales) if scales else None,
         )
-    write(results, format, out)
+        runs = result_store.runs({r.run for r in results if r.run})
+    write(results, format, out, runs=runs)
     console.print(f"wrote {len(results)} rows to {out}")
 
 

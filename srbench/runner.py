@@ -146,7 +146,7 @@ def compute_cell(
 
 # ---------------------------------------------------------------------- provenance
 #: The libraries whose versions a run records (those installed).
-LIBRARIES = ("srbench", "numpy", "scipy", "scikit-learn", "torch")
+LIBRARIES = ("numpy", "scipy", "scikit-learn", "torch")
 
 
 def _cpu_name() -> str:
@@ -194,7 +194,10 @@ def _library_versions() -> dict[str, str]:
     # Installed versions from package metadata: nothing is imported (torch takes seconds).
     from importlib import metadata
 
-    versions = {}
+    import srbench
+
+    # srbench's own version by import name: its distribution name (srbench-sisr) differs.
+    versions = {"srbench": srbench.__version__}
     for package in LIBRARIES:
         try:
             versions[package] = metadata.version(package)
@@ -569,7 +572,7 @@ class Runner:
             try:
                 from dask.distributed import Client, as_completed
             except ImportError:
-                raise RunError("--executor dask needs dask[distributed]: pip install 'srbench[dask]'") from None
+                raise RunError("--executor dask needs dask[distributed]: pip install 'srbench-sisr[dask]'") from None
             if not config.scheduler:
                 raise RunError("--executor dask needs --scheduler ADDRESS")
             with Client(config.scheduler) as client:
