@@ -417,7 +417,7 @@ def _missing_data_message(missing: list[tuple[Any, Exception]], data_dir: Path |
     target = root if root is not None else cache
     folders = _and([f"{target / name}/" for name in names])
     if len(missing) == 1:
-        fill = f"put its images ({', '.join(missing[0][0].hashes)}) in {folders}"
+        fill = f"put its images ({missing[0][0].names_text()}) in {folders}"
     else:
         fill = f"put their images in {folders} (`srbench list datasets` names them)"
     if root is None:
@@ -544,11 +544,34 @@ def report(
 
 
 # ---------------------------------------------------------------------------- bench
+def _bench_datasets(suite: str | None, datasets: str | None) -> list[str]:
+    """The datasets of a bench: a suite's (``paper`` by default) or those named with -d.
+
+    Raises
+    ------
+    DatasetError
+        For an unknown suite.
+    ValueError
+        When both are given: which one was meant is not for srbench to guess.
+    """
+    from srbench.datasets import suite_datasets
+
+    if suite is not None and datasets is not None:
+        raise ValueError("--suite and --datasets exclude each other; give one")
+    if datasets is not None:
+        names = _split(datasets)
+        if not names:
+            raise ValueError("--datasets is empty; name at least one, e.g. Set5,Set14")
+        return names
+    return suite_datasets(suite or "paper")
+
+
 @app.command()
 @domain_command
 def bench(
     out: Annotated[Path, typer.Option("--out", "-o", help="report folder")] = Path("reports"),
-    datasets: Annotated[str, typer.Option("-d", "--datasets")] = DEFAULT_DATASETS,
+    suite: Annotated[str | None, typer.Option("--suite", help="paper: Set5, Set14 (the default); standard: Set5, Set14, BSD100, Urban100")] = None,
+    datasets: Annotated[str | None, typer.Option("-d", "--datasets", help="these datasets instead of a suite")] = None,
     scales: Annotated[str, typer.Option("-s", "--scales")] = DEFAULT_SCALES,
     data_dir: DataDirOpt = None,
     store: StoreOpt = None,
@@ -556,18 +579,24 @@ def bench(
     jobs: Annotated[int, typer.Option("--jobs", "-j")] = 1,
     force: Annotated[bool, typer.Option("--force")] = False,
 ) -> None:
-    """The default grid: every built-in method on Set5 and Set14 at x2-x4, then the report."""
-    # Before the grid, so that a report folder that cannot be made does not waste the run.
+    """Every built-in method on a suite of datasets at x2-x4, then the report.
+
+    Suites: paper (Set5, Set14; the default, what `make bench` runs) and standard (Set5,
+    Set14, BSD100, Urban100; `make bench-standard`).
+    """
+    # The arguments, then the report folder, before the grid: neither a typo nor a folder
+    # that cannot be made should waste (or follow) a run.
+    names = _bench_datasets(suite, datasets)
     _output_folder(out, f"the report to {out}")
     registry = _registry()
     builtins = [n for n, e in registry.entries.items() if e.builtin]
     _run_grid(
-        sorted(builtins), _split(datasets), _scales(scales), store=store, data_dir=data_dir,
+        sorted(builtins), names, _scales(scales), store=store, data_dir=data_dir,
         device=device, jobs=jobs, executor="local", scheduler=None, plugins=[], force=force, repeat=1,
     )  # fmt: skip
     from srbench.report import write_report
 
-    index = write_report(out, store_path=store, methods=sorted(builtins), datasets=_split(datasets))
+    index = write_report(out, store_path=store, methods=sorted(builtins), datasets=names)
     console.print(f"wrote {index} and {out / 'results.csv'}")
 
 
