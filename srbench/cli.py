@@ -114,6 +114,10 @@ class _Bar:
     def advance(self, current: str = "") -> None:
         self.progress.update(self.task, advance=1, current=current)
 
+    def working(self, current: str) -> None:
+        """Name the cell being computed, so that a long one does not look like a frozen bar."""
+        self.progress.update(self.task, current=current)
+
     def close(self) -> None:
         self.progress.stop()
 

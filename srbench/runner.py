@@ -360,6 +360,12 @@ class _Inputs:
         self._y, self._scale, self._protocol = y, scale, protocol
         self._pair: tuple[np.ndarray, np.ndarray] | None = None
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """Width and height of the HR image (after ``modcrop``), without making it."""
+        height, width = self._y.shape[:2]
+        return width - width % self._scale, height - height % self._scale
+
     def get(self) -> tuple[np.ndarray, np.ndarray]:
         if self._pair is None:
             hr = modcrop(self._y, self._scale)
@@ -386,8 +392,10 @@ class Runner:
     store : ResultStore
     registry : Registry, optional
     progress : callable, optional
-        ``progress(total)`` returns an object with ``advance(description)`` and ``close()``;
-        the CLI passes a rich progress bar.
+        ``progress(total)`` returns an object with ``advance(description)`` (a cell is done)
+        and ``close()``, and optionally ``working(description)``, told which cell is being
+        computed before it starts: one Urban100 image can take minutes, and a bar that only
+        moves when a cell ends looks frozen meanwhile. The CLI passes a rich progress bar.
     log : callable, optional
         Receives one line per notable event (plugin or method failures).
     """
@@ -538,9 +546,20 @@ class Runner:
         if bar is not None:
             bar.advance(f"{result.label} {result.dataset}/{result.image} x{result.scale}")
 
+    @staticmethod
+    def _working(bar: Any, cell: _Cell, prefix: str = "computing") -> None:
+        """Tell the progress display which cell is being computed (method, image, scale, size)."""
+        show = getattr(bar, "working", None)
+        if show is None:
+            return
+        r = cell.result
+        size = f" ({cell.inputs.size[0]}x{cell.inputs.size[1]})" if cell.inputs is not None else ""
+        show(f"{prefix} {r.label} {r.dataset}/{r.image} x{r.scale}{size}")
+
     def _run_serial(self, cells: Iterable[_Cell], config: RunConfig, summary: RunSummary, bar: Any) -> None:
         for cell in cells:
             result = cell.result
+            self._working(bar, cell)
             try:
                 assert cell.method is not None and cell.inputs is not None
                 hr, lr = cell.inputs.get()
@@ -577,8 +596,14 @@ class Runner:
                 raise RunError("--executor dask needs --scheduler ADDRESS")
             with Client(config.scheduler) as client:
                 futures = {client.submit(_worker_cell, t, pure=False): c for t, c in zip(tasks, cells, strict=True)}
+                pending = dict(futures)  # Dask runs them roughly in submission order too
+                if pending:
+                    self._working(bar, next(iter(pending.values())), "waiting on")
                 for future in as_completed(futures):
+                    pending.pop(future)
                     self._apply(futures[future].result, future.result(), summary, bar)
+                    if pending:
+                        self._working(bar, next(iter(pending.values())), "waiting on")
             return
         from concurrent.futures import ProcessPoolExecutor, as_completed as done
         import multiprocessing
@@ -586,8 +611,16 @@ class Runner:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(config.jobs, mp_context=context, initializer=_worker_init) as pool:
             futures = {pool.submit(_worker_cell, t): c for t, c in zip(tasks, cells, strict=True)}
+            # The pool takes cells in submission order, so the oldest unfinished one is being
+            # computed now; it is what the bar names while the workers are busy.
+            pending = dict(futures)
+            if pending:
+                self._working(bar, next(iter(pending.values())), "waiting on")
             for future in done(futures):
+                pending.pop(future)
                 self._apply(futures[future].result, future.result(), summary, bar)
+                if pending:
+                    self._working(bar, next(iter(pending.values())), "waiting on")
 
     def _apply(self, result: Result, outcome: dict, summary: RunSummary, bar: Any) -> None:
         if outcome.get("environment") is not None:
