@@ -109,3 +109,84 @@ def test_modcrop_shave_and_degrade():
     assert np.allclose(lr, 100 / 255)
     with pytest.raises(ValueError, match="modcropped"):
         degrade(image, 3)
+
+
+def _dense_imresize(image: np.ndarray, scale=None, output_shape=None) -> np.ndarray:
+    """The former implementation: dense weight matrices, einsum on 3-D images (float64)."""
+    from srbench.protocol import _resize_matrix
+
+    data = np.asarray(image, dtype=np.float64)
+    in_h, in_w = data.shape[:2]
+    if output_shape is None:
+        output_shape = (math.ceil(in_h * scale), math.ceil(in_w * scale))
+        scale_h = scale_w = scale
+    else:
+        scale_h, scale_w = output_shape[0] / in_h, output_shape[1] / in_w
+    rows = _resize_matrix(in_h, output_shape[0], scale_h, True)
+    cols = _resize_matrix(in_w, output_shape[1], scale_w, True)
+    if data.ndim == 2:
+        return rows @ data @ cols.T
+    return np.einsum("lk,ikc->ilc", cols, np.einsum("ij,jkc->ikc", rows, data))
+
+
+def test_resize_weights_are_the_documented_algorithm():
+    from srbench.protocol import _resize_matrix
+
+    for n, scale in ((23, 3), (23, 1 / 3), (7, 0.7), (1, 4), (2, 1 / 2)):
+        matrix = _resize_matrix(n, math.ceil(n * scale), scale, True)
+        eye = np.eye(n)
+        expected = np.stack([naive_imresize_1d(eye[:, j], scale) for j in range(n)], axis=1)
+        assert np.allclose(matrix, expected, atol=1e-14)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_imresize_equals_the_dense_formulation_on_odd_sizes(seed):
+    rng = np.random.default_rng(100 + seed)
+    h, w = (int(v) for v in rng.integers(1, 41, 2))
+    for channels in (None, 1, 2, 3):
+        shape = (h, w) if channels is None else (h, w, channels)
+        image = rng.random(shape)
+        for scale in (2, 3, 4, 1 / 2, 1 / 3, 1 / 4, 0.7, 1.5):
+            ours = imresize(image, scale)
+            assert ours.shape == _dense_imresize(image, scale).shape
+            assert ours.flags.c_contiguous
+            assert np.allclose(ours, _dense_imresize(image, scale), rtol=0, atol=1e-12)
+        target = tuple(int(v) for v in rng.integers(1, 60, 2))
+        ours = imresize(image, output_shape=target)
+        assert np.allclose(ours, _dense_imresize(image, output_shape=target), rtol=0, atol=1e-12)
+
+
+def test_imresize_of_a_colour_image_is_its_channels_resized_alone():
+    rng = np.random.default_rng(7)
+    for dtype in (np.float32, np.float64):
+        image = rng.random((37, 29, 3)).astype(dtype)
+        for scale in (4, 1 / 3, 2.5):
+            whole = imresize(image, scale)
+            assert whole.dtype == dtype
+            for c in range(3):
+                # A channel slice is not contiguous; the result must not depend on that.
+                alone = imresize(image[..., c], scale)
+                assert np.allclose(whole[..., c], alone, rtol=0, atol=1e-6 if dtype == np.float32 else 1e-14)
+    rgb8 = (rng.random((11, 14, 3)) * 255).astype(np.uint8)
+    whole = imresize(rgb8, 3)
+    assert whole.dtype == np.uint8
+    for c in range(3):
+        assert np.abs(whole[..., c].astype(int) - imresize(np.ascontiguousarray(rgb8[..., c]), 3)).max() == 0
+
+
+def test_upscale_image_colour_path_matches_the_reference_pipeline():
+    """Method on Y, bicubic on Cb/Cr, back to RGB uint8, banded or not."""
+    from srbench import colour
+    from srbench._methods.bicubic import Bicubic
+
+    rng = np.random.default_rng(11)
+    rgb = (rng.random((70, 53, 3)) * 255).astype(np.uint8)  # more rows than one band at x4
+    ycc = rgb2ycbcr(rgb.astype(np.float32) / 255.0)
+    y = _dense_imresize(ycc[..., 0], 4).astype(np.float32)
+    chroma = _dense_imresize(ycc[..., 1:], 4).astype(np.float32)
+    expected = to_uint8(ycbcr2rgb(np.concatenate([y[..., None], chroma], axis=2)))
+    ours = colour.upscale_image(Bicubic(), rgb, 4)
+    assert ours.shape == (280, 212, 3) and ours.dtype == np.uint8
+    # Float round-off may move a value sitting on a rounding boundary by one level.
+    assert np.abs(ours.astype(int) - expected).max() <= 1
+    assert np.mean(ours != expected) < 1e-3
