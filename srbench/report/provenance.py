@@ -20,8 +20,8 @@ from typing import Any
 from srbench.store import Result, RunInfo
 
 __all__ = [
-    "NOT_RECORDED", "ArtifactRow", "RunProvenance", "RunRow", "artifact_rows", "run_provenance",
-    "summarise_manifest",
+    "NOT_RECORDED", "ArtifactRow", "RunProvenance", "RunRow", "artifact_rows", "describe_training",
+    "format_duration", "run_provenance", "summarise_manifest",
 ]  # fmt: skip
 
 #: How a result with no stored run (measured before srbench recorded runs) is labelled.
@@ -161,7 +161,55 @@ class ArtifactRow:
     devices: list[str] = field(default_factory=list)
     heldout_psnr: float | None = None
     heldout_curve: list[list[float]] = field(default_factory=list)
+    #: Set when the row has no manifest to show (the results used an earlier artifact).
     note: str = ""
+    #: Disclosures about this artifact shown on the page (:mod:`srbench.report.disclosures`).
+    remarks: list[str] = field(default_factory=list)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``"< 1 s"``, ``"42 s"``, ``"13 min"``, ``"1 h 26 min"``; ``"–"`` when unknown."""
+    if seconds is None:
+        return "–"
+    if seconds < 1:
+        return "< 1 s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def _device_words(devices: list[str]) -> str:
+    kinds = []
+    for device in devices:
+        kind = "a GPU" if device.startswith(("cuda", "mps")) else "a CPU" if device == "cpu" else device
+        if kind not in kinds:
+            kinds.append(kind)
+    if len(kinds) == 2 and set(kinds) == {"a CPU", "a GPU"}:
+        return "CPU and GPU"
+    return " and ".join(kinds)
+
+
+def describe_training(row: ArtifactRow | None) -> str:
+    """How an artifact was trained, in a few words from its manifest summary.
+
+    E.g. ``"20 epochs in 13 min on a CPU, from SRCNN 9-1-5 x2 weights"``; says so when the
+    artifact's manifest is not shipped (the results used an earlier artifact).
+    """
+    if row is None:
+        return "the results name no shipped artifact, so no training record"
+    if row.note:
+        return "an earlier artifact, whose training record is not shipped now"
+    text = f"{row.epochs} epochs" if row.epochs is not None else "trained"
+    if row.runs > 1:
+        text += f" over {row.runs} runs"
+    if row.seconds is not None:
+        text += f" in {format_duration(row.seconds)}"
+    if row.devices:
+        text += f" on {_device_words(row.devices)}"
+    if row.start not in ("", "–"):
+        text += f", from {row.start}"
+    return text
 
 
 def _describe_start(init: Any, manifest: Mapping[str, Any]) -> str:

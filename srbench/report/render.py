@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import jinja2
 
-from srbench.report.data import ReportData
+from srbench.report.data import COLLAPSE_OVER, ReportData
+from srbench.report.provenance import format_duration
 from srbench.report.svg import curve_svg, method_colour, scatter_svg
 
 __all__ = ["render_html"]
@@ -34,17 +35,6 @@ def _seconds(value: float | None) -> str:
     return f"{value:.3f}" if value < 10 else f"{value:.1f}"
 
 
-def _duration(value: float | None) -> str:
-    if value is None:
-        return "–"
-    if value < 1:
-        return "< 1 s"
-    if value < 60:
-        return f"{value:.0f} s"
-    minutes = round(value / 60)
-    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
-
-
 def render_html(data: ReportData, method_order: list[str]) -> str:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("srbench.report", "templates"),
@@ -54,11 +44,11 @@ def render_html(data: ReportData, method_order: list[str]) -> str:
         lstrip_blocks=True,
     )
     env.filters.update(num=_num, signed=_signed, secs=_seconds, delta_class=_delta_class,
-                       duration=_duration,
+                       duration=format_duration,
                        curve=lambda runs: jinja2.utils.markupsafe.Markup(curve_svg(runs, width=150)))
     for section in data.sections:
         section.scatter_svg = scatter_svg(section, method_order)
     template = env.get_template("index.html.j2")
     return template.render(
-        data=data, colour=lambda m: method_colour(m, method_order), markup=jinja2.utils.markupsafe.Markup
+        data=data, collapse_over=COLLAPSE_OVER, colour=lambda m: method_colour(m, method_order), markup=jinja2.utils.markupsafe.Markup
     )

@@ -53,8 +53,10 @@ def scatter_svg(section: Section, method_order: list[str], width: int = 560, hei
 
     title = f"{section.dataset} x{section.scale}: time vs PSNR"
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-label="{escape(title)}" class="scatter">',
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+            f'height="{height}" role="img" aria-label="{escape(title)}" class="scatter">'
+        ),
         f"<title>{escape(title)}</title>",
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" class="plot-bg"/>',
     ]
@@ -130,7 +132,7 @@ def _label_position(
     width, height = _label_width(text), 13.0
     obstacles = placed + dots
     for side in (1, -1):
-        for step in range(0, 15):
+        for step in range(15):
             dy = (step + 1) // 2 * 13.0 * (1 if step % 2 else -1)
             lx = px + 9 if side > 0 else px - 9 - width
             ly = py + 4 + dy
@@ -178,8 +180,10 @@ def curve_svg(
         f"first {runs[0][0]:.3f} dB, last {runs[-1][-1]:.3f} dB, best {hi:.3f} dB"
     )
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-label="{escape(title)}" class="curve">',
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+            f'height="{height}" role="img" aria-label="{escape(title)}" class="curve">'
+        ),
         f"<title>{escape(title)}</title>",
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" class="plot-bg"/>',
         f'<text x="{left - 3}" y="{top + 8}" class="curve-tick" text-anchor="end">{hi:.2f}</text>',
