@@ -7,6 +7,7 @@ from srbench.method import (
     NotFittedError,
     UnsupportedScaleError,
 )
+from srbench.nn.torch_method import TorchMethod
 from srbench.registry import get_registry, register
 
 __version__ = "0.1.0"
@@ -16,6 +17,7 @@ __all__ = [
     "Method",
     "MethodError",
     "NotFittedError",
+    "TorchMethod",
     "UnsupportedScaleError",
     "__version__",
     "get_registry",

@@ -81,6 +81,8 @@ class Method:
     version: ClassVar[str] = "1"
     citation: ClassVar[str] = ""
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    #: What ``upscale`` maps: "y", luminance (H, W); or "rgb", colour (H, W, 3).
+    channels: ClassVar[str] = "y"
     #: The scale trained from scratch when the others start from it (CNNs fine-tune x2/x4
     #: from x3); ``srbench train`` fits it first. None: scales are independent.
     base_scale: ClassVar[int | None] = None
@@ -179,22 +181,26 @@ class Method:
 
     # ------------------------------------------------------------------ inference
     def upscale(self, lr: np.ndarray, scale: int) -> np.ndarray:
-        """Map an LR luminance image in [0, 1] to the HR estimate.
+        """Map an LR image in [0, 1] to the HR estimate.
 
         Parameters
         ----------
-        lr : ndarray, shape (h, w), float
-            Low-resolution luminance; never modified.
+        lr : ndarray, shape (h, w) or (h, w, 3), float
+            Low-resolution luminance, or RGB for a method whose ``channels`` is "rgb";
+            never modified.
         scale : int
             Integer scale factor; must be in :attr:`scales`.
 
         Returns
         -------
-        ndarray, shape (h * scale, w * scale), float32, in [0, 1].
+        ndarray, shape (h * scale, w * scale[, 3]), float32, in [0, 1].
         """
         scale = self.check_scale(scale)
         lr = np.asarray(lr)
-        if lr.ndim != 2:
+        if self.channels == "rgb":
+            if lr.ndim != 3 or lr.shape[2] != 3:
+                raise MethodError(f"{self.name}: expected an (h, w, 3) RGB image, got shape {lr.shape}")
+        elif lr.ndim != 2:
             raise MethodError(f"{self.name}: expected a 2-D luminance image, got shape {lr.shape}")
         if self.trainable and scale not in self.fitted_scales:
             raise NotFittedError(
@@ -205,7 +211,7 @@ class Method:
         view = view.view()
         view.flags.writeable = False
         out = np.asarray(self._upscale(view, scale), dtype=np.float32)
-        expected = (lr.shape[0] * scale, lr.shape[1] * scale)
+        expected = (lr.shape[0] * scale, lr.shape[1] * scale, *lr.shape[2:])
         if out.shape != expected:
             raise MethodError(f"{self.name}: output shape {out.shape}, expected {expected}")
         if not np.all(np.isfinite(out)):
