@@ -313,15 +313,25 @@ def _run_grid(
     methods: list[str], datasets: list[str], scales: list[int], *, store: Path | None,
     data_dir: Path | None, device: str, jobs: int, executor: str, scheduler: str | None,
     plugins: list[str], force: bool, repeat: int, settings: list[str] | None = None,
+    protocol: str | None = None, models: tuple = (),
 ) -> int:  # fmt: skip
-    from srbench.runner import RunConfig, Runner
+    from srbench.isolation import register_models
+    from srbench.protocols import DEFAULT_PROTOCOL, get_protocol
+    from srbench.runner import RunConfig, Runner, resolve_variants
     from srbench.store import ResultStore
 
     registry = _registry(plugins)
+    register_models(models)
+    if protocol is None:
+        # RGB networks are only scored under the RGB protocol: a grid of nothing else uses it.
+        classes = [cls for cls, _ in resolve_variants(registry, methods, settings or [])]
+        rgb_only = classes and all(cls.channels == "rgb" for cls in classes)
+        protocol = "matlab-rgb" if rgb_only else DEFAULT_PROTOCOL.name
+    get_protocol(protocol)  # an unknown name is one line before anything runs
     config = RunConfig(
         methods=methods, datasets=datasets, scales=scales, data_dir=data_dir, device=device,
         jobs=jobs, executor=executor, scheduler=scheduler, plugins=[], force=force, repeat=repeat,
-        settings=settings or [],
+        settings=settings or [], protocol=protocol, models=tuple(models),
     )  # fmt: skip
     _check_some_scale_runs(registry, config)
     _check_datasets_found(datasets, data_dir)
@@ -334,7 +344,7 @@ def _run_grid(
             log=lambda line: err_console.print(f"[yellow]failed:[/] {escape(line)}", highlight=False, soft_wrap=True),
         )
         summary = runner.run(config)
-        results = result_store.results(methods=summary.methods, scales=scales)
+        results = [r for r in result_store.results(methods=summary.methods, scales=scales) if r.protocol == protocol]
         _print_means(results, datasets)
         console.print(
             f"{summary.line()} (protocol {config.protocol}, store {escape(str(result_store.path))})", soft_wrap=True
@@ -478,7 +488,7 @@ def _score_mean(values: list[float], total: int, spec: str) -> str:
 @app.command()
 @domain_command
 def run(
-    methods: Annotated[str, typer.Option("-m", "--methods", help="comma-separated names, wildcards or variants such as 'fsrcnn[border=layers]'")] = "bicubic",
+    methods: Annotated[str | None, typer.Option("-m", "--methods", help="comma-separated names, wildcards or variants such as 'fsrcnn[border=layers]' (default: bicubic, or only the --model network)")] = None,
     datasets: Annotated[str, typer.Option("-d", "--datasets", help="e.g. Set5,Set14 or folder:PATH")] = DEFAULT_DATASETS,
     scales: Annotated[str, typer.Option("-s", "--scales", help="e.g. 2,3,4")] = DEFAULT_SCALES,
     data_dir: DataDirOpt = None,
@@ -491,12 +501,84 @@ def run(
     force: Annotated[bool, typer.Option("--force", help="recompute cached cells")] = False,
     repeat: Annotated[int, typer.Option("--repeat", help="time each call N times, keep the median")] = 1,
     settings: Annotated[list[str] | None, typer.Option("--set", help="run with a parameter changed, KEY=VALUE (repeatable); results are stored as a variant, e.g. fsrcnn[border=layers]")] = None,
+    protocol: Annotated[str | None, typer.Option("--protocol", "-p", help="matlab (default; SRCNN/A+ papers) or matlab-rgb (EDSR/RCAN scripts; the default when only RGB networks run)")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="any PyTorch module, FILE.py:ClassName or module:ClassName")] = None,
+    weights: Annotated[Path | None, typer.Option("--weights", help="its weights: .safetensors, or a .pth/.pt state dict (loaded with weights_only=True)")] = None,
+    model_args: Annotated[list[str] | None, typer.Option("--model-arg", help="constructor argument KEY=VALUE (repeatable), e.g. scale=4")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="name to store the --model results under (default: the class name)")] = None,
+    label: Annotated[str | None, typer.Option("--label", help="label in tables and the report")] = None,
+    channels: Annotated[str, typer.Option("--channels", help="rgb (the module maps RGB to RGB) or y (luminance)")] = "rgb",
+    input_range: Annotated[float, typer.Option("--input-range", help="1 if the module takes [0, 1] intensities, 255 for [0, 255] (EDSR)")] = 1.0,
+    rgb_mean: Annotated[str | None, typer.Option("--rgb-mean", help="mean shift R,G,B in [0, 1] units, subtracted before and added after (EDSR: 0.4488,0.4371,0.4040)")] = None,
+    model_scales: Annotated[str | None, typer.Option("--model-scales", help="scales the checkpoint serves (default: -s)")] = None,
+    tile: Annotated[int | None, typer.Option("--tile", help="run the --model network on LR tiles of this size", min=8)] = None,
+    tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="LR pixels of context around each tile", min=0)] = 16,
+    self_ensemble: Annotated[bool, typer.Option("--self-ensemble", help="average over the 8 flips/rotations (the '+' rows)")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", help="half precision on CUDA")] = False,
 ) -> None:
     """Run methods over datasets and scales; cached cells are skipped."""
+    chosen = _split(methods) if methods is not None else []
+    models: tuple = ()
+    if model is not None:
+        spec = _model_spec(model, weights, model_args or [], name, label, channels, input_range, rgb_mean,
+                           model_scales or scales)  # fmt: skip
+        models = (spec,)
+        inline = [f"tile={tile}"] if tile else []
+        inline += [f"tile_overlap={tile_overlap}"] if tile and tile_overlap != 16 else []
+        inline += ["self_ensemble=true"] if self_ensemble else []
+        inline += ["fp16=true"] if fp16 else []
+        chosen.append(spec.name + (f"[{';'.join(inline)}]" if inline else ""))
+    elif weights is not None or tile or self_ensemble or fp16:
+        raise ValueError("--weights, --tile, --self-ensemble and --fp16 go with --model")
     _run_grid(
-        _split(methods), _split(datasets), _scales(scales), store=store, data_dir=data_dir,
+        chosen or ["bicubic"], _split(datasets), _scales(scales), store=store, data_dir=data_dir,
         device=device, jobs=jobs, executor=executor, scheduler=scheduler, plugins=plugin or [],
-        force=force, repeat=repeat, settings=settings,
+        force=force, repeat=repeat, settings=settings, protocol=protocol, models=models,
+    )  # fmt: skip
+
+
+def _model_spec(model, weights, model_args, name, label, channels, input_range, rgb_mean, scales):
+    """The ``--model`` options as a :class:`~srbench.isolation.ModelSpec`, checked up front.
+
+    The module is imported and its weights fitted here, once, so that a bad path, a missing
+    class or weights that do not fit are one line before any cell runs.
+    """
+    from srbench.isolation import ModelSpec
+    from srbench.nn.loading import ModelError, fit_state_dict, load_module_class, load_state_dict, parse_model_args
+
+    if weights is None:
+        raise ModelError("--model needs --weights FILE (.safetensors, .pth or .pt)")
+    if channels not in ("rgb", "y"):
+        raise ModelError(f"--channels must be rgb or y; got {channels!r}")
+    if input_range not in (1.0, 255.0):
+        raise ModelError(f"--input-range must be 1 or 255; got {input_range:g}")
+    mean = None
+    if rgb_mean:
+        try:
+            mean = tuple(float(v) for v in rgb_mean.split(","))
+        except ValueError:
+            raise ModelError(f"--rgb-mean {rgb_mean!r}: expected numbers R,G,B") from None
+        if len(mean) != (3 if channels == "rgb" else 1):
+            raise ModelError(f"--rgb-mean needs {3 if channels == 'rgb' else 1} values for --channels {channels}")
+    cls = load_module_class(model)
+    arguments = parse_model_args(model_args)
+    try:
+        module = cls(**arguments)
+    except Exception as exc:  # noqa: BLE001 - the user's constructor: one line
+        raise ModelError(f"--model {model}: {cls.__name__}({', '.join(model_args)}) failed: {type(exc).__name__}: {exc}") from None
+    fit_state_dict(module, load_state_dict(weights), source=f"--weights {weights.name}")
+    chosen = (name or cls.__name__).lower()
+    if not chosen.replace("_", "").isalnum():
+        raise ModelError(f"--name {chosen!r}: use letters, digits and underscores")
+    source, _, class_name = model.rpartition(":")
+    if source.endswith(".py"):  # workers may start elsewhere: they get the absolute path
+        model = f"{Path(source).resolve()}:{class_name}"
+    return ModelSpec(
+        model=model,
+        weights=str(weights.resolve()), name=chosen, label=label or name or cls.__name__,
+        scales=tuple(_scales(scales)) if isinstance(scales, str) else tuple(scales),
+        model_args=tuple(sorted(arguments.items())), channels=channels, input_range=float(input_range),
+        rgb_mean=mean,
     )  # fmt: skip
 
 

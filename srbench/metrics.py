@@ -11,7 +11,7 @@ from scipy.ndimage import correlate1d
 
 from srbench.protocol import shave, to_uint8
 
-__all__ = ["psnr", "ssim", "evaluate"]
+__all__ = ["psnr", "ssim", "evaluate", "psnr_255", "ssim_255"]
 
 
 def _as_uint8(image: np.ndarray) -> np.ndarray:
@@ -29,8 +29,18 @@ def psnr(sr: np.ndarray, hr: np.ndarray, *, border: int = 0) -> float:
     Float inputs are taken to be in [0, 1] and rounded like MATLAB's ``uint8(255*x)``.
     """
     _check_pair(sr, hr)
-    a = shave(_as_uint8(sr), border).astype(np.float64)
-    b = shave(_as_uint8(hr), border).astype(np.float64)
+    return psnr_255(shave(_as_uint8(sr), border), shave(_as_uint8(hr), border))
+
+
+def psnr_255(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR (peak 255) of two images already on the 0-255 scale, taken as they are.
+
+    The RGB protocol scores unrounded luminance (``rgb2ycbcr(im2double(.)) * 255``), so
+    nothing is rounded or shaved here.
+    """
+    _check_pair(a, b)
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
     mse = np.mean((a - b) ** 2)
     if mse == 0:
         return float("inf")
@@ -58,8 +68,14 @@ def ssim(sr: np.ndarray, hr: np.ndarray, *, border: int = 0) -> float:
     K1 = 0.01, K2 = 0.03, L = 255, 'valid' filtering, no downsampling.
     """
     _check_pair(sr, hr)
-    a = shave(_as_uint8(sr), border).astype(np.float64)
-    b = shave(_as_uint8(hr), border).astype(np.float64)
+    return ssim_255(shave(_as_uint8(sr), border), shave(_as_uint8(hr), border))
+
+
+def ssim_255(a: np.ndarray, b: np.ndarray) -> float:
+    """Wang et al.'s mean SSIM (L = 255) of two images on the 0-255 scale, taken as they are."""
+    _check_pair(a, b)
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
     if min(a.shape) < 11:
         raise ValueError(f"SSIM needs at least 11x11 pixels after shaving, got {a.shape}")
     window = _gaussian_window()

@@ -1,9 +1,11 @@
 """Run the grid datasets x methods x scales, skipping cells the store already holds.
 
 The data flows one way: dataset -> protocol.degrade -> method.upscale -> metrics -> store.
-Serial by default so timings stay honest; ``jobs > 1`` runs a local process pool with one
-thread per worker, and ``executor="dask"`` sends the same cell tasks to a Dask cluster.
-Only the driver writes the store.
+Methods run in worker processes that receive only their input and the scale
+(:mod:`srbench.isolation`); the driver makes the inputs, scores the outputs and alone writes
+the store. Serial by default so timings stay honest: one cached worker per method, used one
+cell at a time; ``jobs > 1`` runs a local process pool with one thread per worker, and
+``executor="dask"`` sends the same cell tasks to a Dask cluster.
 
 A run that computes anything first records itself in the store (:func:`start_run`): machine,
 GPU, library versions, git revision and concurrency, measured then, and every row it writes
@@ -15,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -29,16 +30,16 @@ import numpy as np
 
 from srbench.datasets import Dataset, load_dataset
 from srbench.imageio import ImageError
+from srbench.isolation import MethodSpec, ModelSpec, WorkerPool, build_method, freeze, register_models, run_method
 from srbench.method import Method, MethodError
-from srbench.metrics import evaluate
-from srbench.protocol import DEFAULT_PROTOCOL, get_protocol, modcrop
+from srbench.protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
 from srbench.registry import Registry, get_registry
 from srbench.store import CellKey, Result, ResultStore, RunInfo, canonical_params
 from srbench.variants import run_settings, split_variant, variant_names
 
 __all__ = [
-    "RunConfig", "RunSummary", "Runner", "compute_cell", "measure_environment", "resolve_device",
-    "start_run", "validate_output",
+    "RunConfig", "RunSummary", "Runner", "measure_environment", "resolve_device", "start_run",
+    "validate_output",
 ]  # fmt: skip
 
 
@@ -58,6 +59,8 @@ class RunConfig:
     protocol: str = DEFAULT_PROTOCOL.name
     #: ``KEY=VALUE`` parameter settings for every method run (see :mod:`srbench.variants`).
     settings: Sequence[str] = ()
+    #: Users' PyTorch modules brought in with ``--model`` (registered under their names).
+    models: Sequence[ModelSpec] = ()
 
 
 @dataclass
@@ -67,6 +70,8 @@ class RunSummary:
     failed: int = 0
     bad_images: int = 0
     unsupported: int = 0
+    #: Cells skipped because the method's channels do not fit the protocol (RGB under matlab).
+    incompatible: int = 0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
     #: The names the results were stored under (a variant's own, e.g. fsrcnn[border=layers]).
@@ -82,6 +87,8 @@ class RunSummary:
             parts.append(f"{self.bad_images} bad images")
         if self.unsupported:
             parts.append(f"{self.unsupported} skipped (scale not supported)")
+        if self.incompatible:
+            parts.append(f"{self.incompatible} skipped (RGB methods: use -p matlab-rgb)")
         return ", ".join(parts) + f" in {self.seconds:.1f} s"
 
 
@@ -111,12 +118,12 @@ def resolve_device(method: Method, requested: str) -> str:
     return "cuda" if available else "cpu"
 
 
-def validate_output(sr: Any, expected_shape: tuple[int, int]) -> np.ndarray:
+def validate_output(sr: Any, expected_shape: tuple[int, ...]) -> np.ndarray:
     """Reject a wrong shape, NaN/inf or out-of-range output with a clear message."""
     if not isinstance(sr, np.ndarray):
         raise MethodError(f"returned {type(sr).__name__}, not a numpy array")
-    if sr.shape != expected_shape:
-        raise MethodError(f"returned shape {sr.shape}, expected {expected_shape}")
+    if sr.shape != tuple(expected_shape):
+        raise MethodError(f"returned shape {sr.shape}, expected {tuple(expected_shape)}")
     if not np.all(np.isfinite(sr)):
         raise MethodError("returned NaN or infinite values")
     low, high = float(sr.min()), float(sr.max())
@@ -125,23 +132,12 @@ def validate_output(sr: Any, expected_shape: tuple[int, int]) -> np.ndarray:
     return sr
 
 
-def compute_cell(
-    method: Method, hr: np.ndarray, lr: np.ndarray, scale: int, repeat: int = 1
-) -> tuple[float, float, float]:
-    """Upscale ``lr``, time the call alone, and score it: (psnr, ssim, seconds).
-
-    With ``repeat > 1`` the median time is reported (outputs must not change).
-    """
-    method.prepare(scale)
-    times = []
-    sr = None
-    for _ in range(max(1, repeat)):
-        start = time.perf_counter()
-        sr = method.upscale(lr, scale)
-        times.append(time.perf_counter() - start)
-    sr = validate_output(sr, hr.shape)
-    psnr, ssim = evaluate(sr, hr, scale)
-    return psnr, ssim, statistics.median(times)
+def score_output(
+    protocol: Protocol, sr: Any, hr: np.ndarray, lr: np.ndarray, scale: int, channels: str
+) -> tuple[float, float]:
+    """Check a method's output and score it under ``protocol`` (done where the HR image is)."""
+    expected = hr.shape[:2] + ((3,) if channels == "rgb" else ())
+    return protocol.score(validate_output(sr, expected), hr, lr, scale)
 
 
 # ---------------------------------------------------------------------- provenance
@@ -299,7 +295,7 @@ def instantiate(
 
 
 # ---------------------------------------------------------------------- worker side
-_WORKER_METHODS: dict[tuple, tuple[Method, str]] = {}
+_WORKER_METHODS: dict[MethodSpec, Method] = {}
 _WORKER_ENVIRONMENT: dict[bool, dict[str, Any]] = {}
 
 
@@ -315,27 +311,23 @@ def _worker_init() -> None:
 
 
 def _worker_cell(task: dict) -> dict:
-    """Compute one cell in a worker process; returns fields for a :class:`Result`."""
+    """Run one cell's method in a pool or Dask worker: the method's input in, its output out.
+
+    The task holds no HR image; the driver scores what comes back.
+    """
     _worker_init()
-    cache_key = (task["method"], repr(task["settings"]), task["device"], tuple(task["plugins"]))
+    spec: MethodSpec = task["spec"]
     try:
-        if cache_key not in _WORKER_METHODS:
-            registry = get_registry()
-            for plugin in task["plugins"]:
-                registry.load_plugin(plugin)
-            cls = registry.get(task["method"])
-            if cls.version != task["version"]:
-                raise MethodError(f"worker has {cls.name} version {cls.version}, driver {task['version']}")
-            _WORKER_METHODS[cache_key] = instantiate(cls, task["device"], task["settings"])
-        method, device = _WORKER_METHODS[cache_key]
+        if spec not in _WORKER_METHODS:
+            _WORKER_METHODS[spec] = build_method(spec)
+        method = _WORKER_METHODS[spec]
         torch = sys.modules.get("torch")
         if torch is not None:
             torch.set_num_threads(1)
-        psnr, ssim, seconds = compute_cell(method, task["hr"], task["lr"], task["scale"], task["repeat"])
-        outcome = {"status": "ok", "psnr": psnr, "ssim": ssim, "seconds": seconds, "error": ""}
+        outcome = {"status": "ok", "error": "", **run_method(method, task["x"], task["scale"], task["repeat"])}
         if task.get("environment"):
             # A Dask worker may be another machine: it says where it computed the cell.
-            cuda = device == "cuda"
+            cuda = spec.device == "cuda"
             if cuda not in _WORKER_ENVIRONMENT:
                 environment = measure_environment(cuda=cuda)
                 if not cuda:
@@ -344,7 +336,7 @@ def _worker_cell(task: dict) -> dict:
             outcome["environment"] = _WORKER_ENVIRONMENT[cuda]
         return outcome
     except Exception as exc:  # noqa: BLE001 - a failing cell never stops the grid
-        return {"status": "failed", "psnr": None, "ssim": None, "seconds": None, "error": _describe(exc)}
+        return {"status": "failed", "error": _describe(exc)}
 
 
 def _describe(exc: BaseException) -> str:
@@ -354,23 +346,26 @@ def _describe(exc: BaseException) -> str:
 
 # ---------------------------------------------------------------------- driver
 class _Inputs:
-    """HR and LR of one image at one scale, made only if some cell needs computing."""
+    """Ground truth and LR of one image at one scale, made only if some cell needs computing."""
 
-    def __init__(self, y: np.ndarray, scale: int, protocol: Any) -> None:
-        self._y, self._scale, self._protocol = y, scale, protocol
+    def __init__(self, pixels: np.ndarray, scale: int, protocol: Protocol) -> None:
+        self._pixels, self._scale, self._protocol = pixels, scale, protocol
         self._pair: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def size(self) -> tuple[int, int]:
         """Width and height of the HR image (after ``modcrop``), without making it."""
-        height, width = self._y.shape[:2]
+        height, width = self._pixels.shape[:2]
         return width - width % self._scale, height - height % self._scale
 
     def get(self) -> tuple[np.ndarray, np.ndarray]:
         if self._pair is None:
-            hr = modcrop(self._y, self._scale)
+            hr = self._protocol.ground_truth(self._pixels, self._scale)
             self._pair = (hr, self._protocol.degrade(hr, self._scale))
         return self._pair
+
+    def method_input(self, channels: str) -> np.ndarray:
+        return self._protocol.method_input(self.get()[1], channels)
 
 
 @dataclass
@@ -382,6 +377,9 @@ class _Cell:
     #: registry).
     registered: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    #: How a worker process builds the same method.
+    spec: MethodSpec | None = None
+    channels: str = "y"
 
 
 class Runner:
@@ -422,6 +420,8 @@ class Runner:
         protocol = get_protocol(config.protocol)
         for plugin in config.plugins:
             self.registry.load_plugin(plugin)
+        if config.models:
+            register_models(config.models)
         variants = resolve_variants(self.registry, config.methods, config.settings)
         if not variants:
             raise RunError("no methods to run")
@@ -442,25 +442,34 @@ class Runner:
                 self.log(f"{cls.name}: cannot be set up: {message}")
                 methods.append((cls, None, "cpu", message, settings, names))
 
+        # Workers load --plugin files by absolute path: they may run in another folder.
+        plugins = tuple(str(Path(p).resolve()) if Path(p).exists() else p for p in config.plugins)
+        rgb_under_y = [n for cls, _, _, _, _, (n, _) in methods if not protocol.accepts(cls.channels)]
+        if rgb_under_y:
+            self.log(f"{', '.join(rgb_under_y)}: RGB methods are scored under -p matlab-rgb; skipped under -p {protocol.name}")
         cells: list[_Cell] = []
         for dataset in datasets:
             for image in dataset.images:
                 try:
-                    y = image.luminance()
+                    pixels = image.pixels()
                     image_hash = image.content_hash()
                     image_error = ""
                 except ImageError as exc:
-                    y, image_hash, image_error = None, "", str(exc)
+                    pixels, image_hash, image_error = None, "", str(exc)
                 for scale in scales:
                     inputs = None
-                    if y is not None:
-                        if min(y.shape) // scale * scale < 2 * scale + 11:
-                            image_error = f"{image.name}: {y.shape[1]}x{y.shape[0]} is too small for x{scale}"
+                    if pixels is not None:
+                        if min(pixels.shape[:2]) // scale * scale < 2 * scale + 11:
+                            height, width = pixels.shape[:2]
+                            image_error = f"{image.name}: {width}x{height} is too small for x{scale}"
                         else:
-                            inputs = _Inputs(y, scale, protocol)
+                            inputs = _Inputs(pixels, scale, protocol)
                     for cls, method, device, setup_error, settings, (name, label) in methods:
                         if scale not in cls.scales:
                             summary.unsupported += 1
+                            continue
+                        if not protocol.accepts(cls.channels):
+                            summary.incompatible += 1
                             continue
                         params = canonical_params(method.key_params()) if method else "{}"
                         artifact = method.artifact_hash(scale) if method else ""
@@ -482,8 +491,25 @@ class Runner:
                         elif method is not None and scale not in method.fitted_scales:
                             result.status = "failed"
                             result.error = f"no trained artifacts for x{scale} (run `srbench train {cls.name} -s {scale}`)"
-                        cells.append(_Cell(result, inputs, method, cls.name, settings))
+                        spec = MethodSpec(
+                            cls.name, freeze(settings), device, plugins + self._origin(cls),
+                            tuple(config.models), cls.version,
+                        )  # fmt: skip
+                        cells.append(_Cell(result, inputs, method, cls.name, settings, spec, cls.channels))
         return cells, summary
+
+    def _origin(self, cls: type[Method]) -> tuple[str, ...]:
+        """The plugin a worker loads to find ``cls`` as this registry did (entry points it finds itself)."""
+        entry = self.registry.entries.get(cls.name)
+        origin = entry.origin if entry is not None else ""
+        if origin.startswith("module "):
+            return (origin.removeprefix("module "),)
+        if origin and Path(origin).is_file():
+            return (origin,)
+        module = sys.modules.get(cls.__module__)
+        if origin == "python" and module is not None and getattr(module, "__file__", None) and cls.__module__ != "__main__":
+            return (cls.__module__,)  # registered by importing its module: the worker does too
+        return ()
 
     def run(self, config: RunConfig) -> RunSummary:
         start = time.perf_counter()
@@ -557,34 +583,43 @@ class Runner:
         show(f"{prefix} {r.label} {r.dataset}/{r.image} x{r.scale}{size}")
 
     def _run_serial(self, cells: Iterable[_Cell], config: RunConfig, summary: RunSummary, bar: Any) -> None:
-        for cell in cells:
-            result = cell.result
-            self._working(bar, cell)
-            try:
-                assert cell.method is not None and cell.inputs is not None
-                hr, lr = cell.inputs.get()
-                result.psnr, result.ssim, result.seconds = compute_cell(
-                    cell.method, hr, lr, result.scale, config.repeat
-                )
-            except Exception as exc:  # noqa: BLE001 - record the failure, run the rest
-                result.status, result.error = "failed", _describe(exc)
-            self._finish(result, summary, bar)
+        protocol = get_protocol(config.protocol)
+        with WorkerPool() as workers:
+            for cell in cells:
+                result = cell.result
+                self._working(bar, cell)
+                try:
+                    assert cell.spec is not None and cell.inputs is not None
+                    x = cell.inputs.method_input(cell.channels)
+                    outcome = workers.run(cell.spec, result.scale, x, config.repeat)
+                    self._score(cell, outcome, protocol)
+                except Exception as exc:  # noqa: BLE001 - record the failure, run the rest
+                    result.status, result.error = "failed", _describe(exc)
+                self._finish(result, summary, bar)
+
+    @staticmethod
+    def _score(cell: _Cell, outcome: Mapping[str, Any], protocol: Protocol) -> None:
+        """Score a worker's output here, where the HR image is, and keep its measurements."""
+        assert cell.inputs is not None
+        hr, lr = cell.inputs.get()
+        result = cell.result
+        result.psnr, result.ssim = score_output(protocol, outcome["sr"], hr, lr, result.scale, cell.channels)
+        result.seconds = outcome["seconds"]
+        result.peak_mb = outcome.get("peak_mb")
+        result.parameters = outcome.get("parameters")
+        result.macs = outcome.get("macs")
 
     def _run_pool(
         self, cells: list[_Cell], config: RunConfig, summary: RunSummary, bar: Any, *, dask: bool
     ) -> None:
+        self._protocol = get_protocol(config.protocol)
         tasks = []
         for cell in cells:
-            r = cell.result
             assert cell.inputs is not None
-            hr, lr = cell.inputs.get()
             tasks.append(
                 {
-                    "method": cell.registered, "settings": cell.settings,
-                    "version": r.method_version, "device": config.device,
-                    "plugins": [str(Path(p).resolve()) if Path(p).exists() else p for p in config.plugins],
-                    "hr": hr, "lr": lr, "scale": r.scale, "repeat": config.repeat,
-                    "environment": dask,
+                    "spec": cell.spec, "x": cell.inputs.method_input(cell.channels),
+                    "scale": cell.result.scale, "repeat": config.repeat, "environment": dask,
                 }
             )  # fmt: skip
         if dask:
@@ -601,7 +636,7 @@ class Runner:
                     self._working(bar, next(iter(pending.values())), "waiting on")
                 for future in as_completed(futures):
                     pending.pop(future)
-                    self._apply(futures[future].result, future.result(), summary, bar)
+                    self._apply(futures[future], future.result(), summary, bar)
                     if pending:
                         self._working(bar, next(iter(pending.values())), "waiting on")
             return
@@ -618,16 +653,20 @@ class Runner:
                 self._working(bar, next(iter(pending.values())), "waiting on")
             for future in done(futures):
                 pending.pop(future)
-                self._apply(futures[future].result, future.result(), summary, bar)
+                self._apply(futures[future], future.result(), summary, bar)
                 if pending:
                     self._working(bar, next(iter(pending.values())), "waiting on")
 
-    def _apply(self, result: Result, outcome: dict, summary: RunSummary, bar: Any) -> None:
+    def _apply(self, cell: _Cell, outcome: dict, summary: RunSummary, bar: Any) -> None:
+        result = cell.result
         if outcome.get("environment") is not None:
             result.run = self._run_for(outcome["environment"])
-        result.status = outcome["status"]
-        result.error = outcome["error"]
-        result.psnr, result.ssim, result.seconds = outcome["psnr"], outcome["ssim"], outcome["seconds"]
+        result.status, result.error = outcome["status"], outcome["error"]
+        if result.status == "ok":
+            try:
+                self._score(cell, outcome, self._protocol)
+            except Exception as exc:  # noqa: BLE001 - a wrong output fails its cell only
+                result.status, result.error = "failed", _describe(exc)
         self._finish(result, summary, bar)
 
     def _run_for(self, environment: Mapping[str, Any]) -> str | None:

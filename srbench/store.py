@@ -37,7 +37,9 @@ __all__ = [
 #: 1. ``results`` and ``meta`` (srbench 0.1).
 #: 2. ``runs`` (one row per run: machine, versions, revision, concurrency) and ``results.run``
 #:    naming it; results stored before this have ``run`` NULL: not recorded.
-SCHEMA_VERSION = 2
+#: 3. ``results.peak_mb``, ``parameters`` and ``macs``: the efficiency columns (NULL where
+#:    not measured: older rows, and methods that are not networks).
+SCHEMA_VERSION = 3
 
 
 def default_store_path() -> Path:
@@ -99,6 +101,13 @@ class Result:
     #: no record (results stored before runs were recorded). Not part of the key: a cached
     #: cell keeps the run that produced it.
     run: str | None = None
+    #: Memory the timed call took beyond what the process held before it, in MiB (CUDA: most
+    #: allocated; CPU: growth of the resident set). Measured, not part of the key.
+    peak_mb: float | None = None
+    #: Parameters of the network, and its multiply-accumulates for a 256x256 LR input (the
+    #: efficient-SR challenges' figures); None for methods that are not networks.
+    parameters: int | None = None
+    macs: int | None = None
     key: str = ""
 
     @classmethod
@@ -168,14 +177,14 @@ class RunInfo:
 EXPORT_COLUMNS = [
     "method", "label", "dataset", "image", "scale", "psnr", "ssim", "seconds", "device",
     "protocol", "status", "error", "method_version", "artifact_hash", "params", "repeat", "jobs",
-    "run",
+    "run", "peak_mb", "parameters", "macs",
 ]  # fmt: skip
 #: Columns an export gains when it is given the runs: where each row was measured.
 RUN_EXPORT_COLUMNS = ["run_started", "cpu", "gpu", "revision"]
 
 
-_REAL_COLUMNS = frozenset({"psnr", "ssim", "seconds", "created", "started"})
-_INTEGER_COLUMNS = frozenset({"scale", "repeat", "jobs", "cores"})
+_REAL_COLUMNS = frozenset({"psnr", "ssim", "seconds", "created", "started", "peak_mb"})
+_INTEGER_COLUMNS = frozenset({"scale", "repeat", "jobs", "cores", "parameters", "macs"})
 
 
 def _column_type(name: str) -> str:
@@ -281,13 +290,14 @@ class ResultStore:
 
         Keys are untouched, so every cached cell is still found.
         """
+        # Columns added since (2: run; 3: peak_mb, parameters, macs) are NULL on old rows:
+        # the report says their provenance was not recorded, rather than pinning them on
+        # whichever machine reads them.
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+        for name in Result.columns():
+            if name not in have:
+                self._db.execute(f"ALTER TABLE results ADD COLUMN {name} {_column_type(name)}")
         if version < 2:
-            # Old rows get run NULL: the report says their provenance was not recorded,
-            # rather than pinning them on whichever machine reads them.
-            have = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
-            for name in Result.columns():
-                if name not in have:
-                    self._db.execute(f"ALTER TABLE results ADD COLUMN {name} {_column_type(name)}")
             self._create_runs()
         self._set_version()
 

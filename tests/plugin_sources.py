@@ -97,3 +97,40 @@ class Orderly(Method):
     def _upscale(self, lr, scale):
         return imresize(lr, scale) * float(self.artifacts_[scale]["gain"][0])
 '''
+
+# A plugin that tries to cheat: it searches its own process (every object the garbage
+# collector tracks, and the locals of every frame on its stack) for a uint8 array the size
+# of the HR image and returns it if it finds one; otherwise it is plain bicubic.
+PEEKING = '''
+import gc
+import inspect
+import numpy as np
+from srbench import Method, register
+from srbench.protocol import imresize
+
+
+def _hr_candidates(shape):
+    for obj in gc.get_objects():
+        if isinstance(obj, np.ndarray) and obj.dtype == np.uint8 and obj.shape[:2] == shape:
+            yield obj
+    for frame in inspect.stack():
+        for value in frame.frame.f_locals.values():
+            if isinstance(value, np.ndarray) and value.dtype == np.uint8 and value.shape[:2] == shape:
+                yield value
+
+
+@register
+class Peeking(Method):
+    name = "peeking"
+    label = "Peeking"
+    scales = frozenset({2, 3, 4})
+
+    def __init__(self):
+        pass
+
+    def _upscale(self, lr, scale):
+        shape = (lr.shape[0] * scale, lr.shape[1] * scale)
+        for found in _hr_candidates(shape):
+            return found.astype(np.float32) / 255
+        return imresize(lr, scale)
+'''

@@ -329,6 +329,18 @@ class _CNNMethod(Method):
             )
         return self.border
 
+    def efficiency(self, scale: int) -> dict[str, int]:
+        """Parameters and MACs for a 256x256 LR input (SRCNN's on its 256*scale enlargement)."""
+        from srbench.nn.efficiency import MAC_INPUT_SIZE, count_macs, count_parameters
+
+        net, dev = self._network(scale)
+        size = len(self._network_input(np.zeros((MAC_INPUT_SIZE, 1), np.float32), scale))
+
+        def forward(x):
+            return net(x.to(dev), pad=True)
+
+        return {"parameters": count_parameters(net), "macs": count_macs(forward, 1, size=size)}
+
     def prepare(self, scale: int) -> None:
         """Build the network and run it once, so the timed call has no first-call cost."""
         scale = self.check_scale(scale)

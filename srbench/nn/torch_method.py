@@ -94,6 +94,14 @@ class TorchMethod(Method):
     def fitted_scales(self) -> frozenset[int]:
         return frozenset(self.scales)
 
+    def efficiency(self, scale: int) -> dict[str, int]:
+        """Parameters and MACs of the network for a 256x256 LR input (no self-ensemble)."""
+        from srbench.nn.efficiency import count_macs, count_parameters
+
+        module, device = self._network(scale)
+        channels = 3 if self.channels == "rgb" else 1
+        return {"parameters": count_parameters(module), "macs": count_macs(lambda x: module(x.to(device)), channels)}
+
     # ------------------------------------------------------------------ inference
     def _network(self, scale: int):
         nets = self.__dict__.setdefault("_nets", {})
