@@ -313,7 +313,7 @@ def _run_grid(
     methods: list[str], datasets: list[str], scales: list[int], *, store: Path | None,
     data_dir: Path | None, device: str, jobs: int, executor: str, scheduler: str | None,
     plugins: list[str], force: bool, repeat: int, settings: list[str] | None = None,
-    protocol: str | None = None, models: tuple = (),
+    protocol: str | None = None, models: tuple = (), save_outputs: bool = True,
 ) -> int:  # fmt: skip
     from srbench.isolation import register_models
     from srbench.protocols import DEFAULT_PROTOCOL, get_protocol
@@ -331,7 +331,7 @@ def _run_grid(
     config = RunConfig(
         methods=methods, datasets=datasets, scales=scales, data_dir=data_dir, device=device,
         jobs=jobs, executor=executor, scheduler=scheduler, plugins=[], force=force, repeat=repeat,
-        settings=settings or [], protocol=protocol, models=tuple(models),
+        settings=settings or [], protocol=protocol, models=tuple(models), save_outputs=save_outputs,
     )  # fmt: skip
     _check_some_scale_runs(registry, config)
     _check_datasets_found(datasets, data_dir)
@@ -515,6 +515,7 @@ def run(
     tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="LR pixels of context around each tile", min=0)] = 16,
     self_ensemble: Annotated[bool, typer.Option("--self-ensemble", help="average over the 8 flips/rotations (the '+' rows)")] = False,
     fp16: Annotated[bool, typer.Option("--fp16", help="half precision on CUDA")] = False,
+    outputs: Annotated[bool, typer.Option("--outputs/--no-outputs", help="keep each scored output as a PNG beside the store (for the report's visual comparisons)")] = True,
 ) -> None:
     """Run methods over datasets and scales; cached cells are skipped."""
     chosen = _split(methods) if methods is not None else []
@@ -534,6 +535,7 @@ def run(
         chosen or ["bicubic"], _split(datasets), _scales(scales), store=store, data_dir=data_dir,
         device=device, jobs=jobs, executor=executor, scheduler=scheduler, plugins=plugin or [],
         force=force, repeat=repeat, settings=settings, protocol=protocol, models=models,
+        save_outputs=outputs,
     )  # fmt: skip
 
 

@@ -50,6 +50,10 @@ class Protocol:
         """What a method whose ``channels`` is "y" or "rgb" receives (float32 in [0, 1])."""
         raise NotImplementedError
 
+    def output_image(self, sr: np.ndarray, lr: np.ndarray) -> np.ndarray:
+        """The uint8 image that is scored for a method's output (what a figure shows)."""
+        raise NotImplementedError
+
     def score(self, sr: np.ndarray, hr: np.ndarray, lr: np.ndarray, scale: int) -> tuple[float, float]:
         """PSNR and SSIM of a method's output (as ``method_input`` implied) against ``hr``."""
         raise NotImplementedError
@@ -82,6 +86,9 @@ class MatlabProtocol(Protocol):
         if channels != "y":
             raise ProtocolError(f"an RGB method is scored under -p matlab-rgb, not under {self.name}")
         return lr
+
+    def output_image(self, sr, lr):
+        return to_uint8(sr)
 
     def score(self, sr, hr, lr, scale):
         return evaluate(sr, hr, scale)
@@ -131,13 +138,16 @@ class MatlabRGBProtocol(Protocol):
             return unit
         return rgb2ycbcr(unit.astype(np.float64))[..., 0].astype(np.float32)
 
-    def score(self, sr, hr, lr, scale):
+    def output_image(self, sr, lr):
         if sr.ndim == 2:  # a luminance method: its Y with the LR's bicubic Cb/Cr
             chroma = rgb2ycbcr(lr.astype(np.float64) / 255.0)[..., 1:]
             chroma = imresize(chroma, output_shape=sr.shape)
             ycc = np.concatenate([sr.astype(np.float64)[..., None], chroma], axis=2)
             sr = ycbcr2rgb(ycc)
-        sr8 = to_uint8(np.clip(sr, 0.0, 1.0))
+        return to_uint8(np.clip(sr, 0.0, 1.0))
+
+    def score(self, sr, hr, lr, scale):
+        sr8 = sr if sr.dtype == np.uint8 else self.output_image(sr, lr)
         y_sr = shave(_luma_255(sr8), scale)
         y_hr = shave(_luma_255(hr), scale)
         return psnr_255(y_sr, y_hr), ssim_255(y_sr, y_hr)

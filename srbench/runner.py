@@ -32,6 +32,7 @@ from srbench.datasets import Dataset, load_dataset
 from srbench.imageio import ImageError
 from srbench.isolation import MethodSpec, ModelSpec, WorkerPool, build_method, freeze, register_models, run_method
 from srbench.method import Method, MethodError
+from srbench.outputs import save_output
 from srbench.protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
 from srbench.registry import Registry, get_registry
 from srbench.store import CellKey, Result, ResultStore, RunInfo, canonical_params
@@ -61,6 +62,9 @@ class RunConfig:
     settings: Sequence[str] = ()
     #: Users' PyTorch modules brought in with ``--model`` (registered under their names).
     models: Sequence[ModelSpec] = ()
+    #: Keep each scored output as a PNG beside the store (:mod:`srbench.outputs`), for the
+    #: report's visual comparisons.
+    save_outputs: bool = True
 
 
 @dataclass
@@ -134,10 +138,15 @@ def validate_output(sr: Any, expected_shape: tuple[int, ...]) -> np.ndarray:
 
 def score_output(
     protocol: Protocol, sr: Any, hr: np.ndarray, lr: np.ndarray, scale: int, channels: str
-) -> tuple[float, float]:
-    """Check a method's output and score it under ``protocol`` (done where the HR image is)."""
+) -> tuple[float, float, np.ndarray]:
+    """Check a method's output and score it under ``protocol`` (done where the HR image is).
+
+    Returns PSNR, SSIM and the uint8 image that was scored.
+    """
     expected = hr.shape[:2] + ((3,) if channels == "rgb" else ())
-    return protocol.score(validate_output(sr, expected), hr, lr, scale)
+    image = protocol.output_image(validate_output(sr, expected), lr)
+    psnr, ssim = protocol.score(image, hr, lr, scale)
+    return psnr, ssim, image
 
 
 # ---------------------------------------------------------------------- provenance
@@ -592,18 +601,19 @@ class Runner:
                     assert cell.spec is not None and cell.inputs is not None
                     x = cell.inputs.method_input(cell.channels)
                     outcome = workers.run(cell.spec, result.scale, x, config.repeat)
-                    self._score(cell, outcome, protocol)
+                    self._score(cell, outcome, protocol, config.save_outputs)
                 except Exception as exc:  # noqa: BLE001 - record the failure, run the rest
                     result.status, result.error = "failed", _describe(exc)
                 self._finish(result, summary, bar)
 
-    @staticmethod
-    def _score(cell: _Cell, outcome: Mapping[str, Any], protocol: Protocol) -> None:
+    def _score(self, cell: _Cell, outcome: Mapping[str, Any], protocol: Protocol, keep: bool) -> None:
         """Score a worker's output here, where the HR image is, and keep its measurements."""
         assert cell.inputs is not None
         hr, lr = cell.inputs.get()
         result = cell.result
-        result.psnr, result.ssim = score_output(protocol, outcome["sr"], hr, lr, result.scale, cell.channels)
+        result.psnr, result.ssim, image = score_output(protocol, outcome["sr"], hr, lr, result.scale, cell.channels)
+        if keep and self.store.path is not None:
+            result.output = save_output(self.store.path, image)
         result.seconds = outcome["seconds"]
         result.peak_mb = outcome.get("peak_mb")
         result.parameters = outcome.get("parameters")
@@ -613,6 +623,7 @@ class Runner:
         self, cells: list[_Cell], config: RunConfig, summary: RunSummary, bar: Any, *, dask: bool
     ) -> None:
         self._protocol = get_protocol(config.protocol)
+        self._keep_outputs = config.save_outputs
         tasks = []
         for cell in cells:
             assert cell.inputs is not None
@@ -664,7 +675,7 @@ class Runner:
         result.status, result.error = outcome["status"], outcome["error"]
         if result.status == "ok":
             try:
-                self._score(cell, outcome, self._protocol)
+                self._score(cell, outcome, self._protocol, self._keep_outputs)
             except Exception as exc:  # noqa: BLE001 - a wrong output fails its cell only
                 result.status, result.error = "failed", _describe(exc)
         self._finish(result, summary, bar)

@@ -38,7 +38,8 @@ __all__ = [
 #: 2. ``runs`` (one row per run: machine, versions, revision, concurrency) and ``results.run``
 #:    naming it; results stored before this have ``run`` NULL: not recorded.
 #: 3. ``results.peak_mb``, ``parameters`` and ``macs``: the efficiency columns (NULL where
-#:    not measured: older rows, and methods that are not networks).
+#:    not measured: older rows, and methods that are not networks); ``results.output``, the
+#:    hash of the saved output image (NULL where none was kept).
 SCHEMA_VERSION = 3
 
 
@@ -108,6 +109,8 @@ class Result:
     #: efficient-SR challenges' figures); None for methods that are not networks.
     parameters: int | None = None
     macs: int | None = None
+    #: Hash of the saved output image (:mod:`srbench.outputs`); None when not kept.
+    output: str | None = None
     key: str = ""
 
     @classmethod
@@ -290,7 +293,7 @@ class ResultStore:
 
         Keys are untouched, so every cached cell is still found.
         """
-        # Columns added since (2: run; 3: peak_mb, parameters, macs) are NULL on old rows:
+        # Columns added since (2: run; 3: peak_mb, parameters, macs, output) are NULL on old rows:
         # the report says their provenance was not recorded, rather than pinning them on
         # whichever machine reads them.
         have = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}

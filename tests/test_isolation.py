@@ -56,3 +56,24 @@ def test_pool_workers_get_no_hr_image_either(tmp_path, data_dir):
         )
         results = {(r.method, r.image): r.psnr for r in store.results()}
     assert all(abs(results[("peeking", i)] - results[("bicubic", i)]) < 1e-9 for m, i in results if m == "peeking")
+
+
+def test_scored_outputs_are_kept_beside_the_store_by_content(tmp_path, data_dir):
+    from srbench.imageio import read_luminance
+    from srbench.metrics import psnr
+    from srbench.outputs import load_output, output_dir
+    from srbench.protocol import imresize, to_uint8
+
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        Runner(store).run(RunConfig(methods=["bicubic"], datasets=["Set5"], scales=[3], data_dir=data_dir))
+        rows = {r.image: r for r in store.results()}
+    baby = rows["baby"]
+    image = load_output(tmp_path / "s.sqlite", baby.output)
+    hr = modcrop(read_luminance(data_dir / "Set5" / "baby.png"), 3)
+    np.testing.assert_array_equal(image, to_uint8(imresize(degrade(hr, 3), 3)))
+    assert psnr(image, hr, border=3) == baby.psnr
+    assert len(list(output_dir(tmp_path / "s.sqlite").rglob("*.png"))) == 5
+    with ResultStore(tmp_path / "t.sqlite") as store:
+        Runner(store).run(RunConfig(methods=["bicubic"], datasets=["Set5"], scales=[3], data_dir=data_dir,
+                                    save_outputs=False))  # fmt: skip
+        assert {r.output for r in store.results()} == {None}
