@@ -12,7 +12,6 @@ process pool and Dask, whose tasks likewise carry no HR image.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import time
@@ -67,7 +66,9 @@ class MethodSpec:
     plugins: tuple[str, ...] = ()
     models: tuple[ModelSpec, ...] = field(default=())
     version: str = ""
-    threads: int | None = 1
+    #: CPU threads for the worker (None: the libraries' defaults, as in the driver). Serial
+    #: runs leave it None, so a method is timed with the cores it would have in process.
+    threads: int | None = None
 
 
 def register_models(models: Sequence[ModelSpec]) -> None:
@@ -201,22 +202,39 @@ def _describe(exc: BaseException) -> str:
 
 
 class _Worker:
+    """A fresh interpreter running :func:`_serve`, talked to over a socket pair.
+
+    Started as ``python -m srbench.isolation FD`` rather than by multiprocessing: a spawned
+    multiprocessing child re-imports the parent's main module, which breaks any user script
+    that drives srbench without an ``if __name__ == "__main__"`` guard.
+    """
+
     def __init__(self, spec: MethodSpec) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.connection, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, spec), daemon=True)
-        self.process.start()
-        child.close()
+        import socket
+        import subprocess
+        from multiprocessing.connection import Connection
+
+        mine, theirs = socket.socketpair()
+        with theirs:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "srbench.isolation", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        self.connection = Connection(mine.detach())
+        self.connection.send(spec)
         status, detail = self._receive()
         if status != "ready":
             self.close()
             raise WorkerError(detail)
 
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def _receive(self) -> tuple[str, Any]:
         try:
             return self.connection.recv()
         except (EOFError, OSError):
-            code = self.process.exitcode
+            code = self.process.poll()
             raise WorkerError(f"the method's worker process died (exit code {code})") from None
 
     def run(self, scale: int, x: np.ndarray, repeat: int) -> dict[str, Any]:
@@ -231,9 +249,11 @@ class _Worker:
             self.connection.send(None)
         except (OSError, ValueError):
             pass
-        self.process.join(timeout=5)
-        if self.process.is_alive():
+        try:
+            self.process.wait(timeout=5)
+        except Exception:  # noqa: BLE001 - a worker that will not stop is killed
             self.process.kill()
+            self.process.wait()
         self.connection.close()
 
 
@@ -245,7 +265,7 @@ class WorkerPool:
 
     def run(self, spec: MethodSpec, scale: int, x: np.ndarray, repeat: int = 1) -> dict[str, Any]:
         worker = self._workers.get(spec)
-        if worker is None or not worker.process.is_alive():
+        if worker is None or not worker.alive():
             worker = self._workers[spec] = _Worker(spec)
         try:
             return worker.run(scale, x, repeat)
@@ -268,3 +288,10 @@ class WorkerPool:
 def freeze(settings: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     """Settings as a hashable, picklable tuple (a spec is a cache key)."""
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in settings.items()))
+
+
+if __name__ == "__main__":  # a worker: python -m srbench.isolation FD
+    from multiprocessing.connection import Connection
+
+    channel = Connection(int(sys.argv[1]))
+    _serve(channel, channel.recv())
