@@ -352,6 +352,21 @@ def _run_grid(
     return summary.failed + summary.bad_images
 
 
+def _jobs(text: str) -> int:
+    """``--jobs``: a positive count, or ``auto`` for one worker per core."""
+    import os
+
+    if text.strip().lower() == "auto":
+        return max(1, os.cpu_count() or 1)
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"--jobs {text!r}: give a number or auto") from None
+    if value < 1:
+        raise ValueError("--jobs must be at least 1")
+    return value
+
+
 def _check_some_scale_runs(registry: Any, config: Any) -> None:
     """Refuse a grid in which no chosen method supports any chosen scale.
 
@@ -494,7 +509,7 @@ def run(
     data_dir: DataDirOpt = None,
     store: StoreOpt = None,
     device: DeviceOpt = "auto",
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="worker processes (1 thread each)")] = 1,
+    jobs: Annotated[str, typer.Option("--jobs", "-j", help="worker processes (1 thread each), or auto: one per core; timings then say so")] = "1",
     executor: Annotated[str, typer.Option("--executor", help="local or dask")] = "local",
     scheduler: Annotated[str | None, typer.Option("--scheduler", help="Dask scheduler address")] = None,
     plugin: PluginOpt = None,
@@ -533,7 +548,7 @@ def run(
         raise ValueError("--weights, --tile, --self-ensemble and --fp16 go with --model")
     _run_grid(
         chosen or ["bicubic"], _split(datasets), _scales(scales), store=store, data_dir=data_dir,
-        device=device, jobs=jobs, executor=executor, scheduler=scheduler, plugins=plugin or [],
+        device=device, jobs=_jobs(jobs), executor=executor, scheduler=scheduler, plugins=plugin or [],
         force=force, repeat=repeat, settings=settings, protocol=protocol, models=models,
         save_outputs=outputs,
     )  # fmt: skip
@@ -664,7 +679,7 @@ def bench(
     data_dir: DataDirOpt = None,
     store: StoreOpt = None,
     device: DeviceOpt = "auto",
-    jobs: Annotated[int, typer.Option("--jobs", "-j")] = 1,
+    jobs: Annotated[str, typer.Option("--jobs", "-j", help="cells side by side (auto: one per core); the default keeps timings serial")] = "1",
     force: Annotated[bool, typer.Option("--force")] = False,
 ) -> None:
     """Every built-in method on a suite of datasets at x2-x4, then the report.
@@ -680,7 +695,7 @@ def bench(
     builtins = [n for n, e in registry.entries.items() if e.builtin]
     _run_grid(
         sorted(builtins), names, _scales(scales), store=store, data_dir=data_dir,
-        device=device, jobs=jobs, executor="local", scheduler=None, plugins=[], force=force, repeat=1,
+        device=device, jobs=_jobs(jobs), executor="local", scheduler=None, plugins=[], force=force, repeat=1,
     )  # fmt: skip
     from srbench.report import write_report
 
