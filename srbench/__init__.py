@@ -21,5 +21,15 @@ __all__ = [
     "UnsupportedScaleError",
     "__version__",
     "get_registry",
+    "load_results",
     "register",
 ]
+
+
+def __getattr__(name: str):
+    # ``srbench.load_results`` without importing the store (or pandas) on ``import srbench``.
+    if name == "load_results":
+        from srbench.results import load_results
+
+        return load_results
+    raise AttributeError(f"module 'srbench' has no attribute {name!r}")
