@@ -531,3 +531,139 @@ def test_scale_augment_adds_training_subimages_and_parses_from_the_cli(tmp_path)
     # The manifest counts the original images and names the scales each was trained at.
     assert more["train_images"] == plain["train_images"] == 3
     assert (plain["train_scales"], more["train_scales"]) == ([1.0], [1.0, 0.8])
+
+
+# ---------------------------------------------------------------------- CPU inference formulations
+_ARCHS = [("srcnn", {"kernels": (9, 1, 5), "filters": (16, 8)}),
+          ("srcnn", {"kernels": (9, 5, 5), "filters": (16, 8)}),
+          ("espcn", {"filters": (16, 8)}),
+          ("fsrcnn", {"d": 16, "s": 6, "m": 2})]
+
+
+def _random_net(arch: str, scale: int, kwargs: dict, seed: int = 0):
+    torch.manual_seed(seed)
+    net = models.build_model(arch, scale, **kwargs).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0.0, 0.2)
+    return net
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("size", [(7, 9), (16, 11)])
+@pytest.mark.parametrize("crop", [0, 1, 2])
+def test_subpixel_deconv_equals_the_transposed_convolution(scale, size, crop):
+    """FSRCNN's deconvolution as stride^2 convolutions + pixel shuffle: the same outputs."""
+    torch.manual_seed(scale)
+    padding, output_padding, _ = models.deconv_geometry(scale)
+    deconv = torch.nn.ConvTranspose2d(5, 1, 9, stride=scale, padding=padding,
+                                      output_padding=output_padding)
+    x = torch.randn(2, 5, *size)
+    with torch.no_grad():
+        reference = deconv(x)
+        c = crop * scale
+        reference = reference[..., c : reference.shape[-2] - c, c : reference.shape[-1] - c]
+        ours = models.subpixel_deconv(deconv, x, crop=crop)
+        ours_cl = models.subpixel_deconv(deconv, x.contiguous(memory_format=torch.channels_last), crop=crop)
+    assert ours.shape == reference.shape
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours_cl, reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch,kwargs", _ARCHS)
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_cpu_inference_layers_equal_the_torch_layers(arch, kwargs, scale):
+    """The reformulated CPU path (GEMM SRCNN, sub-pixel FSRCNN, sigmoid-form ESPCN) computes
+    what the reference torch layers compute, padded and valid, any layout and batch."""
+    net = _random_net(arch, scale, kwargs)
+    x = torch.rand(2, 1, 21, 26)
+    for channels_last in (False, True):
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        for pad in (True, False):
+            with torch.inference_mode():
+                fast = net(x, pad=pad)
+                net.fast_inference = False
+                reference = net(x, pad=pad)
+                net.fast_inference = True
+            assert fast.shape == reference.shape
+            torch.testing.assert_close(fast, reference, rtol=1e-5, atol=2e-5)
+    # Training (autograd on) never takes the reformulated path.
+    assert net(x, pad=False).requires_grad
+
+
+@pytest.mark.parametrize("arch,kwargs", _ARCHS)
+@pytest.mark.parametrize("border", ["layers", "symmetric"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_run_model_equals_the_reference_pass(arch, kwargs, border, threads):
+    """Strips side by side, the valid pass for border="symmetric" and the CPU formulations
+    leave run_model's output what one padded reference pass over the image gives."""
+    from srbench.nn.infer import prepare_network, run_model
+
+    scale = 3
+    net = prepare_network(_random_net(arch, scale, kwargs, seed=1), torch.device("cpu"))
+    image = np.random.default_rng(2).random((131, 47)).astype(np.float32)  # 2 strips
+    extend = net.reach if border == "symmetric" else 0
+    padded = np.pad(image, extend, mode="symmetric") if extend else image
+    net.fast_inference = False
+    with torch.no_grad():
+        reference = net(torch.from_numpy(np.ascontiguousarray(padded))[None, None], pad=True)[0, 0].numpy()
+    net.fast_inference = True
+    out_scale = 1 if arch == "srcnn" else scale
+    cut = extend * out_scale
+    if cut:
+        reference = reference[cut:-cut, cut:-cut]
+    torch.set_num_threads(threads)  # the fixture restores it
+    out = run_model(net, image, torch.device("cpu"), border=border)
+    assert torch.get_num_threads() == threads  # restored after the strips
+    assert out.shape == (131 * out_scale, 47 * out_scale) and out.dtype == np.float32
+    np.testing.assert_allclose(out, reference, rtol=1e-5, atol=2e-5)
+    read_only = image.copy()
+    read_only.flags.writeable = False  # a read-only input is copied, not aliased
+    np.testing.assert_array_equal(run_model(net, read_only, torch.device("cpu"), border=border), out)
+
+
+def test_reformulated_networks_keep_their_state_dict_keys():
+    """The rearranged weights are derived at call time, never parameters or buffers."""
+    for arch in ("srcnn", "espcn", "fsrcnn"):
+        net = models.build_model(arch, 3).eval()
+        keys = sorted(net.state_dict())
+        with torch.inference_mode():
+            net(torch.rand(1, 1, 12, 12), pad=True)  # fills the derived-weight cache
+        assert sorted(net.state_dict()) == keys
+        assert "conv3.weight" in keys if arch != "fsrcnn" else "deconv.weight" in keys
+
+
+def test_derived_weights_follow_the_parameters():
+    net = _random_net("fsrcnn", 3, {"d": 8, "s": 4, "m": 1})
+    x = torch.rand(1, 1, 15, 15)
+    with torch.no_grad():
+        before = net(x, pad=True)
+        net.deconv.weight.mul_(2)  # a training step or load_state_dict changes them in place
+        after = net(x, pad=True)
+        net.fast_inference = False
+        reference = net(x, pad=True)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, reference, rtol=1e-5, atol=1e-5)
+
+
+def test_shipped_networks_are_unchanged_by_the_cpu_formulations():
+    """Every shipped network at every scale: the CPU path against the torch layers."""
+    from srbench.nn.infer import run_model
+
+    for cls in CNN_METHODS:
+        method = cls(device="cpu")
+        if not (method.weights_dir() / "x3.safetensors").exists():
+            continue
+        for scale in (2, 3, 4):
+            method.load(scales=[scale])
+            net, dev = method._network(scale)
+            image = degrade(modcrop(_edges_image(96), scale), scale)
+            image = method._network_input(image, scale)
+            fast = run_model(net, image, dev, border=method.border)
+            net.fast_inference = False
+            try:
+                reference = run_model(net, image, dev, border=method.border)
+            finally:
+                net.fast_inference = True
+            np.testing.assert_allclose(fast, reference, rtol=0, atol=2e-5)
