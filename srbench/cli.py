@@ -646,6 +646,22 @@ def report(
     console.print(f"wrote {index}")
 
 
+# ---------------------------------------------------------------------------- merge
+@app.command()
+@domain_command
+def merge(
+    stores: Annotated[list[Path], typer.Argument(help="result stores to join (from several machines)")],
+    into: Annotated[Path, typer.Option("--into", help="the store to merge into (created if missing)")],
+) -> None:
+    """Join result stores: results by key, runs by id, outputs copied; no cell lost or duplicated."""
+    from srbench.merge import merge_stores
+
+    target = _writable_store(into)
+    summary = merge_stores(stores, target)
+    for line in summary.lines():
+        console.print(escape(line), highlight=False, soft_wrap=True)
+
+
 # ---------------------------------------------------------------------------- bench
 def _bench_datasets(suite: str | None, datasets: str | None) -> list[str]:
     """The datasets of a bench: a suite's (``paper`` by default) or those named with -d.
