@@ -609,41 +609,121 @@ def export(
     methods: Annotated[str, typer.Option("-m", "--methods", help="only these methods")] = "",
     datasets: Annotated[str, typer.Option("-d", "--datasets", help="only these datasets")] = "",
     scales: Annotated[str, typer.Option("-s", "--scales", help="only these scales")] = "",
+    protocol: Annotated[str | None, typer.Option("--protocol", "-p", help="only this protocol (default: all, each in its own table)")] = None,
+    table: Annotated[str, typer.Option("--table", help="images (one row per image, the default) or summary (the table papers print: methods x dataset/scale, mean PSNR/SSIM; latex, markdown or csv)")] = "images",
 ) -> None:
-    """Export per-image results."""
+    """Export results: per image, or the paper-format summary table."""
     from srbench.store import EXPORT_FORMATS, ResultStore
     from srbench.store import export as write
 
     # The arguments first: a typo in --format needs no store to be reported.
-    if format.lower() not in EXPORT_FORMATS:
+    table = table.lower()
+    if table not in ("images", "summary"):
+        raise ValueError(f"unknown --table {table!r}; choose images or summary")
+    if table == "summary":
+        from srbench.report.tables import SUMMARY_FORMATS
+
+        if format.lower() not in SUMMARY_FORMATS:
+            raise ValueError(f"--table summary is written as {', '.join(SUMMARY_FORMATS)}; not {format!r}")
+    elif format.lower() not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {format!r}; choose from {', '.join(EXPORT_FORMATS)}")
     path = _existing_store(store)
     _output_folder(out.parent, f"{out}")
+    filters = {"methods": _split(methods) or None, "datasets": _split(datasets) or None,
+               "scales": _scales(scales) if scales else None, "protocol": protocol}  # fmt: skip
     with ResultStore(path) as result_store:
-        results = result_store.results(
-            methods=_split(methods) or None,
-            datasets=_split(datasets) or None,
-            scales=_scales(scales) if scales else None,
-        )
+        if table == "summary":
+            _export_summary(result_store, filters, format, out)
+            return
+        results = result_store.results(**filters)
         runs = result_store.runs({r.run for r in results if r.run})
     write(results, format, out, runs=runs)
     console.print(f"wrote {len(results)} rows to {out}")
 
 
+def _export_summary(result_store: Any, filters: dict, format: str, out: Path) -> None:
+    """The summary pivot of :func:`srbench.load_results`' frame, one table per protocol."""
+    from srbench.report import _method_order, _runs_lines
+    from srbench.report.tables import summary_pivots, write_summary
+    from srbench.results import load_results
+
+    frame = load_results(result_store, **filters)
+    if frame.empty:
+        raise ValueError("no results match; nothing to put in a summary table")
+    pivots = summary_pivots(frame, _method_order(filters["methods"]))
+    results = result_store.results(**filters)
+    lines = _runs_lines(results, result_store.runs({r.run for r in results if r.run}))
+    text = write_summary(pivots, format, lines)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    protocols = ", ".join(p.protocol for p in pivots)
+    console.print(f"wrote the summary of {len(pivots[0].rows) if len(pivots) == 1 else sum(len(p.rows) for p in pivots)} "
+                  f"method rows (protocol {protocols}) to {out}")  # fmt: skip
+
+
 # ---------------------------------------------------------------------------- report
+CropOpt = Annotated[
+    list[str] | None,
+    typer.Option("--crop", help="a region for the visual comparisons, [DATASET/]IMAGE:x,y,w,h in HR pixels (repeatable); others are chosen where methods differ most"),
+]
+FiguresOpt = Annotated[int, typer.Option("--figures", help="images per visual comparison (0: none)", min=0)]
+
+
+def _report_options(crop: list[str] | None) -> list:
+    from srbench.report import parse_crop
+
+    return [parse_crop(text) for text in crop or []]
+
+
 @app.command()
 @domain_command
 def report(
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("reports"),
     store: StoreOpt = None,
     title: Annotated[str, typer.Option("--title", help="report title")] = "srbench report",
+    data_dir: DataDirOpt = None,
+    crop: CropOpt = None,
+    figures: FiguresOpt = 2,
 ) -> None:
     """Render the HTML report (with CSV/Markdown/LaTeX twins) from the store."""
     from srbench.report import write_report
 
+    crops = _report_options(crop)
     path = _existing_store(store)
-    index = write_report(_output_folder(out, f"the report to {out}"), store_path=path, title=title)
+    index = write_report(_output_folder(out, f"the report to {out}"), store_path=path, title=title,
+                         data_dir=data_dir, crops=crops, figure_images=figures)  # fmt: skip
     console.print(f"wrote {index}")
+    _figure_warnings(index)
+
+
+def _figure_warnings(index: Path) -> None:
+    """Crops asked for that no figure could use, said once on stderr (the page says it too)."""
+    import re
+
+    for note in re.findall(r'<p class="warn">(--crop [^<]*)</p>', index.read_text(encoding="utf-8")):
+        err_console.print(f"[yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@domain_command
+def publish(
+    out: Annotated[Path, typer.Argument(help="the site folder (made if missing)")],
+    store: StoreOpt = None,
+    title: Annotated[str, typer.Option("--title", help="report title")] = "srbench report",
+    data_dir: DataDirOpt = None,
+    crop: CropOpt = None,
+    figures: FiguresOpt = 2,
+) -> None:
+    """Write the report as a static site: pages, pictures, results.csv/parquet/json, reproduce.html."""
+    from srbench.report import write_site
+
+    crops = _report_options(crop)
+    path = _existing_store(store)
+    index = write_site(_output_folder(out, f"the site to {out}"), store_path=path, title=title,
+                       data_dir=data_dir, crops=crops, figure_images=figures)  # fmt: skip
+    console.print(f"wrote {index} and the site around it ({out})")
+    _figure_warnings(index)
 
 
 # ---------------------------------------------------------------------------- merge

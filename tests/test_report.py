@@ -134,18 +134,18 @@ def test_a_variant_follows_its_method_in_the_tables():
 
 
 def test_scatter_labels_keep_off_other_points():
-    from srbench.report.svg import _label_position
+    from srbench.report.svg import _label_position, _label_width
 
     bounds = (0.0, 0.0, 500.0, 300.0)
     # A point right where the label would go: the label moves off it.
     dot = (115.0, 129.0, 97.0, 111.0)
     lx, ly = _label_position(100.0, 100.0, "SRCNN", [], [dot], bounds)
-    box = (lx, lx + 6.6 * 5 + 2, ly - 10, ly + 3)
+    box = (lx, lx + _label_width("SRCNN"), ly - 10, ly + 3)
     assert not (box[0] < dot[1] and dot[0] < box[1] and box[2] < dot[3] and dot[2] < box[3])
     # With the right side walled off, the label goes left of its point.
     wall = (105.0, 500.0, 0.0, 300.0)
     lx, _ = _label_position(100.0, 100.0, "SRCNN", [], [wall], bounds)
-    assert lx + 6.6 * 5 + 2 <= 100.0
+    assert lx + _label_width("SRCNN") <= 100.0
 
 
 # --- Report layout for big sets, published means, disclosures --------------------------------
@@ -191,23 +191,39 @@ def _write(tmp_path, results):
     return write_report(tmp_path / "rep", store_path=store_path).read_text()
 
 
-def test_per_image_tables_of_big_sets_start_collapsed_after_every_summary(tmp_path):
+def test_a_report_with_a_big_set_gives_every_dataset_a_page_of_its_own(tmp_path):
     from srbench.report.data import COLLAPSE_OVER
 
     assert COLLAPSE_OVER == 14 and len(_catalogued("BSD100")) == 100 and len(_catalogued("Set14")) == 14
     results = [r for dataset in ("Set5", "Set14", "BSD100") for method in ("bicubic", "aplus")
                for r in _cell(method, dataset, 3, 28.0)]  # fmt: skip
     html = _write(tmp_path, results)
-    details = dict(re.findall(r'<details id="([a-z0-9-]+)-images" class="per-image"( open)?>', html))
-    # 5 and 14 images: open; 100 images: collapsed.
-    assert details == {"set5-x3": " open", "set14-x3": " open", "bsd100-x3": ""}
-    # Every summary and plot comes before the first per-image table.
-    assert html.index('id="bsd100-x3"') < html.index('id="per-image"') < html.index('id="set5-x3-images"')
+    # The index: summaries and plots, no per-image table, a link to each dataset's page.
+    assert "<details" not in html.split('id="sources"')[0]
     assert html.count('<svg xmlns="http://www.w3.org/2000/svg"') == 3
-    assert html.index("</svg>", html.index('id="bsd100-x3"')) < html.index('id="per-image"')
-    # All 100 rows are still there, inside the collapsed table.
-    per_image = _between(html, "bsd100-x3-images", "sources")
+    for dataset in ("set5", "set14", "bsd100"):
+        assert f'href="{dataset}.html"' in html
+        assert f'href="{dataset}.html#{dataset}-x3-images"' in html
+    # Each page holds its set's per-image tables, open, and links back.
+    pages = {d: (tmp_path / "rep" / f"{d}.html").read_text() for d in ("set5", "set14", "bsd100")}
+    for dataset, page in pages.items():
+        details = dict(re.findall(r'<details id="([a-z0-9-]+)-images" class="per-image"( open)?>', page))
+        assert details == {f"{dataset}-x3": " open"}
+        assert 'href="index.html"' in page
+    per_image = pages["bsd100"]
     assert all(f"<td>{image}</td>" in per_image for image in _catalogued("BSD100"))
+    assert not re.search(r'(src|href)="(https?:)?//', per_image)
+
+
+def test_small_sets_keep_everything_on_one_page_after_every_summary(tmp_path):
+    results = [r for dataset in ("Set5", "Set14") for method in ("bicubic", "aplus")
+               for r in _cell(method, dataset, 3, 28.0)]  # fmt: skip
+    html = _write(tmp_path, results)
+    details = dict(re.findall(r'<details id="([a-z0-9-]+)-images" class="per-image"( open)?>', html))
+    assert details == {"set5-x3": " open", "set14-x3": " open"}
+    # Every summary and plot comes before the first per-image table.
+    assert html.index('id="set14-x3"') < html.index('id="per-image"') < html.index('id="set5-x3-images"')
+    assert not list((tmp_path / "rep").glob("set5.html"))
 
 
 def test_a_cell_with_published_means_shows_the_compared_one_with_its_citation(tmp_path):
@@ -319,3 +335,350 @@ def test_describe_training_reads_the_manifest_summary():
     row.note = "the results used an earlier artifact; its manifest is not shipped now"
     assert "earlier artifact" in describe_training(row)
     assert "no training record" in describe_training(None)
+
+
+# --- Issue 17: figures, paper-format tables, protocols, timing, pages, polish ------------------
+
+def _bicubic_store(tmp_path, data_dir, *, outputs=True, protocols=("matlab",), scales=(2,)):
+    store_path = tmp_path / "fig.sqlite"
+    with ResultStore(store_path) as store:
+        for protocol in protocols:
+            Runner(store).run(RunConfig(methods=["bicubic"], datasets=["Set5"], scales=list(scales), data_dir=data_dir,
+                                        protocol=protocol, save_outputs=outputs))  # fmt: skip
+    return store_path
+
+
+def _add_noisy(store_path, data_dir, box=(100, 60, 40, 40)):
+    """A second method on Set5 x2 (matlab): bicubic's output with noise inside ``box`` of baby."""
+    import dataclasses
+
+    import numpy as np
+
+    from srbench.datasets import load_dataset
+    from srbench.metrics import evaluate
+    from srbench.outputs import load_output, save_output
+    from srbench.protocols import get_protocol
+
+    images = {i.name: i for i in load_dataset("Set5", data_dir).images}
+    with ResultStore(store_path) as store:
+        for r in store.results(methods=["bicubic"], scales=[2], protocol="matlab"):
+            out = load_output(store_path, r.output).astype(np.int16)
+            if r.image == "baby":
+                x, y, w, h = box
+                noise = np.random.default_rng(0).integers(-60, 60, (h, w))
+                out[y : y + h, x : x + w] += noise.astype(np.int16)
+            out = np.clip(out, 0, 255).astype(np.uint8)
+            hr = get_protocol("matlab").ground_truth(images[r.image].pixels(), 2)
+            psnr, ssim = evaluate(out, hr, 2)
+            store.put(dataclasses.replace(r, method="noisy", label="Noisy", psnr=psnr, ssim=ssim,
+                                          output=save_output(store_path, out), key=r.key + "-noisy"))  # fmt: skip
+
+
+def _png(data):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def test_figure_crops_are_the_stored_outputs_and_score_over_their_area(tmp_path, data_dir):
+    import numpy as np
+
+    from srbench.datasets import load_dataset
+    from srbench.metrics import psnr_255, ssim_255
+    from srbench.outputs import load_output
+    from srbench.protocols import get_protocol
+    from srbench.report import parse_crop, prepare
+    from srbench.report.figures import crop_scores, score_plane
+
+    store_path = _bicubic_store(tmp_path, data_dir, protocols=("matlab", "matlab-rgb"))
+    _add_noisy(store_path, data_dir)
+    data, results, _, _ = prepare(store_path=store_path, data_dir=data_dir, figure_images=2,
+                                  crops=[parse_crop("Set5/bird:20,30,48,40")])  # fmt: skip
+    images = {i.name: i.pixels() for i in load_dataset("Set5", data_dir).images}
+    stored = {(r.protocol, r.method, r.image): r for r in results}
+    sections = {s.protocol: s for s in data.sections}
+    assert set(sections) == {"matlab", "matlab-rgb"}
+
+    matlab = sections["matlab"].figure
+    # The user's image first, then where the methods differ most (baby: the noise).
+    assert [i.image for i in matlab.images] == ["bird", "baby"]
+    bird, baby = matlab.images
+    assert bird.region == (20, 30, 48, 40) and bird.chosen == "asked"
+    assert baby.chosen == "auto"
+    x, y, w, h = baby.region
+    assert 100 - w < x < 140 and 60 - h < y < 100, "the region overlaps the noisy square"
+    for entry in matlab.images:
+        x, y, w, h = entry.region
+        hr = get_protocol("matlab").ground_truth(images[entry.image], 2)
+        crops = {c.label: c for c in entry.crops}
+        assert [c.label for c in entry.crops] == ["HR", "Bicubic", "Noisy"]
+        assert np.array_equal(_png(crops["HR"].png), hr[y : y + h, x : x + w])
+        for method, label in (("bicubic", "Bicubic"), ("noisy", "Noisy")):
+            output = load_output(store_path, stored[("matlab", method, entry.image)].output)
+            crop = _png(crops[label].png)
+            assert np.array_equal(crop, output[y : y + h, x : x + w]), "a crop is the stored output's pixels"
+            region = (hr[y : y + h, x : x + w].astype(float), crop.astype(float))
+            assert crops[label].psnr == pytest.approx(psnr_255(region[1], region[0]), abs=1e-12)
+            assert crops[label].ssim == pytest.approx(ssim_255(region[1], region[0]), abs=1e-12)
+    assert max(baby.crops[1:], key=lambda c: c.psnr).best and baby.crops[1].label == "Bicubic"
+
+    # Over the whole scored area (the image less `scale` pixels a side) a crop's numbers are the
+    # stored per-image ones, under either protocol's conventions.
+    for protocol in ("matlab", "matlab-rgb"):
+        r = stored[(protocol, "bicubic", "butterfly")]
+        output = load_output(store_path, r.output)
+        hr = get_protocol(protocol).ground_truth(images["butterfly"], 2)
+        assert output.shape == hr.shape and output.ndim == (3 if protocol == "matlab-rgb" else 2)
+        height, width = hr.shape[:2]
+        psnr, ssim = crop_scores(output, hr, (2, 2, width - 4, height - 4), protocol)
+        assert psnr == pytest.approx(r.psnr, abs=1e-9) and ssim == pytest.approx(r.ssim, abs=1e-9)
+    # Under matlab-rgb the crops are RGB and scored on unrounded luminance.
+    rgb = sections["matlab-rgb"].figure.images[0]
+    crop = _png(rgb.crops[1].png)
+    assert crop.ndim == 3 and score_plane(crop, "matlab-rgb").dtype == np.float64
+
+    # The page: every crop embedded, its place marked, the protocol named.
+    html = _render(data)
+    assert html.count('class="region"') == 4 and "data:image/png;base64," in html
+    assert "Visual comparison: Set5 ×2, protocol matlab-rgb" in html
+
+
+def _render(data):
+    from srbench.report.render import render_pages
+
+    return render_pages(data)["index.html"]
+
+
+def test_figures_say_what_is_missing(tmp_path, data_dir, monkeypatch):
+    from srbench.report import prepare
+
+    # No outputs kept: a note instead of crops.
+    no_outputs = _bicubic_store(tmp_path / "a", data_dir, outputs=False)
+    data, *_ = prepare(store_path=no_outputs, data_dir=data_dir)
+    (figure,) = [s.figure for s in data.sections]
+    assert not figure.images and "No method outputs were saved" in figure.notes[0]
+    assert "No method outputs were saved" in _render(data)
+
+    # Outputs but no HR images: crops of the outputs, no HR crop and no crop scores, and why.
+    store_path = _bicubic_store(tmp_path / "b", data_dir)
+    empty = tmp_path / "nodata"
+    (empty / "Set5").mkdir(parents=True)
+    monkeypatch.setenv("SRBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data, *_ = prepare(store_path=store_path, data_dir=empty)
+    (figure,) = [s.figure for s in data.sections]
+    assert figure.images, "the outputs are still shown"
+    entry = figure.images[0]
+    assert entry.crops[0].label == "HR" and entry.crops[0].png is None
+    assert entry.crops[1].png and entry.crops[1].psnr is None
+    assert any("HR images of Set5 were not found" in note for note in entry.notes)
+    assert "HR images of Set5 were not found" in _render(data)
+
+
+def _synthetic(method, label, dataset, scale, image, psnr, *, protocol="matlab", ssim=0.9, status="ok", run=None,
+               device="cpu", jobs=1, seconds=0.1, repeat=1):
+    from srbench.store import Result
+
+    return Result(method=method, label=label, dataset=dataset, image=image, scale=scale,
+                  psnr=psnr if status == "ok" else None, ssim=ssim if status == "ok" else None,
+                  seconds=seconds if status == "ok" else None, device=device, protocol=protocol, status=status,
+                  error="" if status == "ok" else "boom", run=run, jobs=jobs, repeat=repeat,
+                  key=f"{method}-{dataset}-{scale}-{image}-{protocol}-{device}")  # fmt: skip
+
+
+def test_the_summary_pivot_ranks_complete_cells_per_protocol():
+    from srbench.report.tables import pivot_csv, pivot_markdown, summary_pivots
+    from srbench.results import results_frame
+
+    rows = []
+    for method, label, base in (("bicubic", "Bicubic", 30.0), ("aplus", "A+", 32.0), ("srcnn", "SRCNN", 31.5),
+                                ("fsrcnn", "FSRCNN", 33.0)):  # fmt: skip
+        for i, image in enumerate(("a", "b", "c")):
+            status = "failed" if (method == "fsrcnn" and image == "c") else "ok"
+            rows.append(_synthetic(method, label, "Set5", 3, image, base + i, ssim=0.8 + base / 1000, status=status))
+        rows.append(_synthetic(method, label, "Set14", 3, "x", base - 1))
+    rows.append(_synthetic("srcnn", "SRCNN", "Set5", 3, "a", 99.0, protocol="matlab-rgb"))
+    pivots = summary_pivots(results_frame(rows), ["bicubic", "aplus", "srcnn", "fsrcnn"])
+    assert [p.protocol for p in pivots] == ["matlab", "matlab-rgb"], "protocols never share a table"
+    matlab = pivots[0]
+    assert [c.title for c in matlab.columns] == ["Set5 ×3", "Set14 ×3"]
+    assert [r.label for r in matlab.rows] == ["Bicubic", "A+", "SRCNN", "FSRCNN"]
+    cells = {r.label: r.cells[0] for r in matlab.rows}
+    # FSRCNN scored 2 of 3: its mean is over those two, marked, and not ranked.
+    assert cells["FSRCNN"].psnr == pytest.approx(33.5) and cells["FSRCNN"].coverage == "2/3"
+    assert cells["FSRCNN"].psnr_rank == 0
+    assert (cells["A+"].psnr_rank, cells["SRCNN"].psnr_rank, cells["Bicubic"].psnr_rank) == (1, 2, 0)
+    # Set14: FSRCNN complete there, so best.
+    assert matlab.rows[3].cells[1].psnr_rank == 1 and matlab.rows[1].cells[1].psnr_rank == 2
+    assert pivots[1].rows[0].cells[0].psnr == 99.0
+    markdown = pivot_markdown(pivots)
+    assert "| A+ | **33.00** / **0.8320** |" in markdown and "| SRCNN | <ins>32.50</ins> / <ins>0.8315</ins> |" in markdown
+    assert "33.50 / 0.8330 (2/3)" in markdown
+    assert "protocol matlab-rgb" in markdown and markdown.count("| Method |") == 2
+    lines = pivot_csv(pivots).splitlines()
+    assert lines[0].startswith("protocol,method,label,Set5_x3_psnr,Set5_x3_ssim,Set5_x3_images")
+    assert lines[4].startswith("matlab,fsrcnn,FSRCNN,33.5000,") and "2/3" in lines[4]
+
+
+def test_the_summary_latex_compiles(tmp_path):
+    import shutil
+    import subprocess
+
+    from srbench.report.tables import pivot_latex, summary_pivots
+    from srbench.results import results_frame
+
+    rows = [_synthetic(m, label, d, s, "a", 30.0 + s) for m, label in (("bicubic", "Bicubic"), ("aplus", "A+"),
+            ("my_net", "My_Net & 50% #1")) for d in ("Set5", "Set14", "BSD100", "Urban100") for s in (2, 3, 4)]  # fmt: skip
+    rows.append(_synthetic("bicubic", "Bicubic", "Set5", 2, "b", 0, status="failed"))
+    text = pivot_latex(summary_pivots(results_frame(rows)), ["run abc: a machine_with_underscores"])
+    assert r"\usepackage{booktabs}" in text and r"\toprule" in text and r"\midrule" in text and r"\bottomrule" in text
+    assert r"My\_Net \& 50\% \#1" in text and r"\multicolumn{3}{c}{Urban100}" in text and "(1/2)" in text
+    assert "Ssim" not in text and "protocol matlab" in text
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended): "
+                    "the LaTeX was checked as text only")  # fmt: skip
+    (tmp_path / "summary.tex").write_text(text)
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "summary.tex"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert (tmp_path / "summary.pdf").stat().st_size > 1000
+
+
+def test_two_protocols_never_share_a_table_a_plot_or_a_figure(tmp_path):
+    results = [_synthetic(m, label, "Set5", 4, img, p + i, protocol=protocol)
+               for protocol, p in (("matlab", 30.0), ("matlab-rgb", 29.0))
+               for m, label in (("bicubic", "Bicubic"), ("srcnn", "SRCNN"))
+               for i, img in enumerate(("baby", "bird"))]  # fmt: skip
+    html = _write(tmp_path, results)
+    assert 'id="set5-x4"' in html and 'id="matlab-rgb-set5-x4"' in html
+    tables = re.findall(r'<table class="summary">\s*<caption>([^<]*)</caption>', html)
+    assert tables == ["Set5 ×4, protocol matlab: mean over the images", "Set5 ×4, protocol matlab-rgb: mean over the images"]
+    assert html.count("Mean PSNR (dB) / SSIM, protocol matlab.") == 1 and html.count("protocol matlab-rgb.") == 1
+    assert html.count('<svg xmlns="http://www.w3.org/2000/svg"') == 2
+    assert re.search(r'aria-label="Set5 x4, protocol matlab-rgb: time vs PSNR"', html)
+    # Published values (measured the matlab way) sit beside the matlab protocol only.
+    rgb = _between(html, "matlab-rgb-set5-x4", "per-image")
+    assert "Published values are shown beside the matlab protocol only" in rgb and "src-" not in rgb.split("</table>")[0]
+    # Every per-image table and export names its protocol too.
+    assert "Set5 ×4, protocol matlab-rgb: PSNR (dB) per image" in html
+    assert "protocol matlab-rgb" in (tmp_path / "rep" / "summary.tex").read_text()
+
+
+def test_colours_are_distinct_for_twenty_methods_and_fixed_per_method():
+    from srbench.report.svg import CANONICAL, PALETTE, colour_map
+
+    assert len(set(PALETTE)) == 20
+    everything = colour_map(CANONICAL + [f"plugin{i}" for i in range(8)])
+    assert len(set(everything.values())) == 20
+    # A built-in keeps its colour whatever else is shown; a plugin never takes a shown one's.
+    alone = colour_map(["anr", "my_plugin"])
+    assert alone["anr"] == everything["anr"] and alone["my_plugin"] != alone["anr"]
+    assert colour_map(["bicubic", "anr", "aplus", "srcnn"])["anr"] == everything["anr"]
+    # Few built-ins and many plugins: still 20 distinct colours.
+    many = colour_map(["anr", "srcnn"] + [f"p{i:02d}" for i in range(18)])
+    assert len(set(many.values())) == 20
+
+
+def test_scatter_labels_never_overlap(tmp_path):
+    from srbench.report.data import build_report_data
+    from srbench.report.svg import _label_width, scatter_svg
+
+    # Twelve methods crowded into a corner: every label is beside its point or numbered.
+    labels = ["Bicubic", "SC", "K-SVD", "NE+NNLS", "NE+LLE", "GR", "ANR", "A+", "SRCNN", "SRCNN 9-5-5", "ESPCN", "FSRCNN"]
+    results = [_synthetic(f"m{i}", label, "Set5", 3, "a", 30 + 0.01 * i, seconds=0.1 + 0.001 * i)
+               for i, label in enumerate(labels)]  # fmt: skip
+    data = build_report_data(results)
+    svg = scatter_svg(data.sections[0], data.colours)
+    texts = re.findall(r'<text x="([\d.]+)" y="([\d.]+)" class="point-label">([^<]*)</text>', svg)
+    boxes = [(float(x), float(x) + _label_width(t), float(y) - 11, float(y) + 3) for x, y, t in texts]
+    circles = [(float(cx), float(cy)) for cx, cy in re.findall(r'<circle cx="([\d.]+)" cy="([\d.]+)"', svg)]
+    plot_bottom = 340 - 46
+    for i, a in enumerate(boxes):
+        if a[2] > plot_bottom:  # the legend under the plot
+            continue
+        for b in boxes[i + 1 :]:
+            assert not (a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]), (a, b)
+        for cx, cy in circles:
+            assert not (a[0] < cx + 5 and cx - 5 < a[1] and a[2] < cy + 5 and cy - 5 < a[3])
+    # Every method is named: beside its point, or in the legend under the plot.
+    for label in labels:
+        assert f">{label}<" in svg or f"{label}: " in svg, label
+
+
+def test_timing_notes_warn_about_mixed_machines_devices_and_concurrency():
+    from srbench.report.data import build_report_data
+    from srbench.store import RunInfo
+
+    def run(id_, cpu):
+        return RunInfo(id=id_, started=1.0 if id_ == "1" * 32 else 2.0, cpu=cpu, cores=8, system="OS", gpu="GPU X",
+                       python="3", libraries={}, revision="r")  # fmt: skip
+
+    runs = {"1" * 32: run("1" * 32, "CPU A"), "2" * 32: run("2" * 32, "CPU B")}
+    same = [_synthetic("bicubic", "Bicubic", "Set5", 2, i, 30, run="1" * 32) for i in "ab"]
+    data = build_report_data(same, runs=runs)
+    assert data.sections[0].timing_notes == []
+    mixed = same + [_synthetic("srcnn", "SRCNN", "Set5", 2, i, 31, run="2" * 32, device="cuda", jobs=4, repeat=5)
+                    for i in "ab"]  # fmt: skip
+    notes = build_report_data(mixed, runs=runs).sections[0].timing_notes
+    text = " ".join(notes)
+    assert "2 different machines" in text and "CPU A" in text and "CPU B (8 cores, GPU X)" in text
+    assert "different devices (cpu: Bicubic; cuda: SRCNN)" in text
+    assert "different concurrency (1 worker: Bicubic; 4 workers: SRCNN)" in text
+    assert "median of 1 or 5 calls" in text
+    row = build_report_data(mixed, runs=runs).sections[0].rows[1]
+    assert "on cuda" in row.timing_words and "4 worker processes" in row.timing_words
+
+
+def test_a_partial_set_shows_the_mean_of_its_good_images_marked_n_of_n(tmp_path):
+    results = [_synthetic("bicubic", "Bicubic", "Set14", 3, img, 28.0) for img in _catalogued("Set14")]
+    results += [_synthetic("aplus", "A+", "Set14", 3, img, 29.0, status="failed" if img == "zebra" else "ok")
+                for img in _catalogued("Set14")]  # fmt: skip
+    html = _write(tmp_path, results)
+    row = _summary_row(html, "set14-x3", "A+")
+    assert "29.00" in row and "(13/14)" in row and "best" not in row
+    assert "best" in _summary_row(html, "set14-x3", "Bicubic"), "only complete rows are ranked"
+    assert 'class="point partial"' in html, "drawn, hollow"
+
+
+def test_pages_have_dark_mode_sorting_and_no_network(tmp_path):
+    html = _write(tmp_path, _cell("bicubic", "Set5", 2, 30.0) + _cell("aplus", "Set5", 2, 31.0))
+    assert "@media (prefers-color-scheme: dark)" in html
+    assert 'class="per-image sortable"' in html and "aria-sort" in html
+    for metric in ("PSNR (dB)", "SSIM", "seconds"):
+        assert f"Set5 ×2, protocol matlab: {metric} per image" in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+
+
+def test_export_summary_and_publish_commands(tmp_path, data_dir, isolated_env):
+    from tests.conftest import srbench_cli
+
+    store_path = _bicubic_store(tmp_path, data_dir)
+    env = {**isolated_env, "SRBENCH_DATA": str(data_dir)}
+    out = srbench_cli("export", "--table", "summary", "-f", "latex", "-o", str(tmp_path / "s.tex"),
+                      "--store", str(store_path), env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert r"\begin{tabular}" in (tmp_path / "s.tex").read_text()
+    out = srbench_cli("export", "--table", "summary", "-f", "parquet", "-o", str(tmp_path / "s.pq"),
+                      "--store", str(store_path), env=env)  # fmt: skip
+    assert out.returncode == 1 and "latex, markdown, csv" in out.stderr
+    site = tmp_path / "site"
+    out = srbench_cli("publish", str(site), "--store", str(store_path), "--crop", "baby:10,10,40,40", env=env)
+    assert out.returncode == 0, out.stderr
+    for name in ("index.html", "reproduce.html", "results.csv", "results.parquet", "results.json", "summary.tex",
+                 "summary.md", "summary.csv", ".nojekyll"):  # fmt: skip
+        assert (site / name).is_file(), name
+    html = (site / "index.html").read_text()
+    figures = list((site / "figures").iterdir())
+    assert figures and "data:image" not in html and 'src="figures/' in html
+    assert "x=10, y=10, 40×40, as asked" in html
+    reproduce = (site / "reproduce.html").read_text()
+    assert "srbench run -m bicubic -d Set5 -s 2" in reproduce
+    import json
+
+    rows = json.loads((site / "results.json").read_text())["results"]
+    assert len(rows) == 5 and rows[0]["protocol"] == "matlab"
+    out = srbench_cli("report", "-o", str(tmp_path / "rep"), "--store", str(store_path), "--crop", "nope:1,1,20,20", env=env)
+    assert out.returncode == 0 and "--crop nope:1,1,20,20: no result for that image" in out.stderr

@@ -12,8 +12,10 @@ import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from srbench.protocol import get_protocol
+from srbench.protocols import DEFAULT_PROTOCOL as _DEFAULT
+from srbench.protocols import get_protocol
 from srbench.references import TABLES, PublishedValue, Table, published, references_for
 from srbench.report.disclosures import DISCLOSURES, Disclosure
 from srbench.report.provenance import (
@@ -31,8 +33,10 @@ __all__ = [
     "build_report_data",
 ]  # fmt: skip
 
-#: Per-image tables of a dataset with more images than this are collapsed by default.
+#: Per-image tables of a dataset with more images than this are collapsed by default, and a
+#: report holding such a dataset gives every dataset a page of its own.
 COLLAPSE_OVER = 14
+DEFAULT_PROTOCOL = _DEFAULT.name
 
 
 @dataclass
@@ -136,6 +140,49 @@ class SummaryRow:
     marks: list[str] = field(default_factory=list)
     #: The artifacts its results used.
     artifacts: set[str] = field(default_factory=set)
+    #: Images of the section (``images`` of them scored): ``psnr`` and ``ssim`` are the mean
+    #: over the scored ones, shown "n/N" when that is not all of them.
+    total: int = 0
+    #: Whether the row scored every image that any row of its section scored: only such rows
+    #: are ranked (best, second, fastest, Pareto front) against each other.
+    complete: bool = True
+    second_psnr: bool = False
+    second_ssim: bool = False
+    #: Efficiency (issue 16): network parameters and MACs for a 256x256 LR input (None for
+    #: methods that are not networks), and the most memory one timed call took (MiB).
+    parameters: int | None = None
+    macs: int | None = None
+    peak_mb: float | None = None
+    #: Timing context: the devices, worker counts and repeats its timings were measured with,
+    #: and the fastest and slowest image.
+    devices: list[str] = field(default_factory=list)
+    jobs: list[int] = field(default_factory=list)
+    repeats: list[int] = field(default_factory=list)
+    seconds_min: float | None = None
+    seconds_max: float | None = None
+
+    @property
+    def partial(self) -> bool:
+        return self.images < self.total
+
+    @property
+    def coverage(self) -> str:
+        """``"13/14"`` for a row that scored 13 of 14 images; empty when it scored all."""
+        return f"{self.images}/{self.total}" if self.partial else ""
+
+    @property
+    def timing_words(self) -> str:
+        """The context of the row's mean time, for its tooltip."""
+        words = [f"mean over {self.images} image{'s' if self.images != 1 else ''}"]
+        if self.seconds_min is not None and self.seconds_max is not None and self.images > 1:
+            words.append(f"fastest {self.seconds_min:.3g} s, slowest {self.seconds_max:.3g} s")
+        if self.devices:
+            words.append("on " + " and ".join(self.devices))
+        if self.jobs and self.jobs != [1]:
+            words.append(" and ".join(str(j) for j in self.jobs) + " worker processes")
+        if self.repeats and self.repeats != [1]:
+            words.append("each the median of " + " or ".join(str(r) for r in self.repeats) + " calls")
+        return "; ".join(words)
 
     @property
     def paper_psnr(self) -> float | None:
@@ -161,6 +208,8 @@ class ImageCell:
     paper_psnr: float | None
     error: str = ""
     best: bool = False
+    ssim: float | None = None
+    best_ssim: bool = False
     #: Label of the run that produced it.
     run: str = ""
 
@@ -173,6 +222,11 @@ class ImageCell:
 
 @dataclass
 class Section:
+    """One protocol x dataset x scale: a summary table, a plot, a figure, a per-image table.
+
+    Numbers of two protocols never share a section (nor a table, a plot or a figure).
+    """
+
     dataset: str
     scale: int
     rows: list[SummaryRow]
@@ -184,10 +238,42 @@ class Section:
     notes: list[Note] = field(default_factory=list)
     #: The sources of the per-image published values in this section.
     per_image_sources: list[Source] = field(default_factory=list)
+    protocol: str = DEFAULT_PROTOCOL
+    #: Warnings about the timings of this section's table (machines, devices, concurrency).
+    timing_notes: list[str] = field(default_factory=list)
+    #: The visual comparison (:mod:`srbench.report.figures`), when one was made.
+    figure: Any = None
+    #: The page holding its per-image table ("" for the index itself).
+    page: str = ""
+    #: Why no published values are shown in this section ("" where they are).
+    published_note: str = ""
 
     @property
     def anchor(self) -> str:
-        return f"{self.dataset.lower()}-x{self.scale}"
+        base = f"{self.dataset.lower()}-x{self.scale}"
+        base = re.sub(r"[^a-z0-9]+", "-", base).strip("-")
+        return base if self.protocol == DEFAULT_PROTOCOL else f"{_slug(self.protocol)}-{base}"
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset} ×{self.scale}"
+
+    @property
+    def caption(self) -> str:
+        """The words every table of the section starts with: set, scale and protocol."""
+        return f"{self.dataset} ×{self.scale}, protocol {self.protocol}"
+
+    @property
+    def show_efficiency(self) -> dict[str, bool]:
+        return {
+            "parameters": any(r.parameters is not None for r in self.rows),
+            "macs": any(r.macs is not None for r in self.rows),
+            "peak_mb": any(r.peak_mb is not None for r in self.rows),
+        }
+
+    @property
+    def images_href(self) -> str:
+        return f"{self.page}#{self.images_anchor}" if self.page else f"#{self.images_anchor}"
 
     @property
     def images_anchor(self) -> str:
@@ -218,6 +304,7 @@ class Failure:
     status: str
     error: str
     run: str = ""
+    protocol: str = DEFAULT_PROTOCOL
 
 
 @dataclass
@@ -234,6 +321,99 @@ class ReportData:
     #: Every shipped paper table, numbered as the page cites them.
     sources: list[Source] = field(default_factory=list)
     artifacts: list[ArtifactRow] = field(default_factory=list)
+    #: Every protocol on the page, in order (each with its own sections and summary pivot).
+    protocols: list[ProtocolInfo] = field(default_factory=list)
+    #: The paper-format summary, one per protocol (:mod:`srbench.report.tables`).
+    pivots: list[Any] = field(default_factory=list)
+    #: Method -> colour, fixed for every page of the report.
+    colours: dict[str, str] = field(default_factory=dict)
+    #: The dataset pages, when per-image tables have pages of their own.
+    pages: list[Page] = field(default_factory=list)
+    #: Notes about the visual comparisons as a whole (e.g. crops the user asked for that
+    #: match no result).
+    figure_notes: list[str] = field(default_factory=list)
+    efficiency: list[EfficiencyTable] = field(default_factory=list)
+    #: What a published site's reproduce page says (filled by ``write_site``).
+    reproduce: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def protocol_names(self) -> str:
+        names = [p.name for p in self.protocols] or [self.protocol]
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+    def sections_of(self, protocol: str) -> list[Section]:
+        return [s for s in self.sections if s.protocol == protocol]
+
+
+@dataclass
+class EfficiencyRow:
+    method: str
+    label: str
+    #: Per scale of the table: (parameters, MACs for a 256x256 LR input, most memory of one
+    #: timed call over every image of the protocol at that scale).
+    cells: list[tuple[int | None, int | None, float | None]]
+
+
+@dataclass
+class EfficiencyTable:
+    """Parameters, MACs and peak memory per method and scale, for one protocol."""
+
+    protocol: str
+    scales: list[int]
+    rows: list[EfficiencyRow] = field(default_factory=list)
+
+    @property
+    def anchor(self) -> str:
+        return f"efficiency-{_slug(self.protocol)}"
+
+
+def efficiency_tables(sections: list[Section], protocols: list[str]) -> list[EfficiencyTable]:
+    """One table per protocol where any method has parameters, MACs or a peak memory."""
+    tables = []
+    for protocol in protocols:
+        mine = [s for s in sections if s.protocol == protocol]
+        scales = sorted({s.scale for s in mine})
+        table = EfficiencyTable(protocol, scales)
+        methods: dict[str, str] = {}
+        values: dict[tuple[str, int], list] = defaultdict(lambda: [None, None, None])
+        for section in mine:
+            for row in section.rows:
+                methods.setdefault(row.method, row.label)
+                cell = values[(row.method, section.scale)]
+                cell[0] = cell[0] if row.parameters is None else row.parameters
+                cell[1] = cell[1] if row.macs is None else row.macs
+                if row.peak_mb is not None:
+                    cell[2] = row.peak_mb if cell[2] is None else max(cell[2], row.peak_mb)
+        for method, label in methods.items():
+            cells = [tuple(values[(method, scale)]) for scale in scales]
+            if any(c[0] is not None or c[1] is not None for c in cells):
+                table.rows.append(EfficiencyRow(method, label, cells))  # type: ignore[arg-type]
+        if table.rows:
+            tables.append(table)
+    return tables
+
+
+@dataclass
+class ProtocolInfo:
+    name: str
+    description: str
+
+    @property
+    def anchor(self) -> str:
+        return f"summary-{_slug(self.name)}"
+
+
+@dataclass
+class Page:
+    """A page of its own for one dataset's per-image tables."""
+
+    dataset: str
+    file: str
+    sections: list[Section] = field(default_factory=list)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
 
 
 def _short_name(table: Table) -> str:
@@ -301,7 +481,7 @@ def build_report_data(
     method_order: list[str] | None = None,
     runs: Mapping[str, RunInfo] | None = None,
 ) -> ReportData:
-    """Group per-image results into per dataset x scale sections with summary rows.
+    """Group per-image results into protocol x dataset x scale sections with summary rows.
 
     Parameters
     ----------
@@ -313,24 +493,26 @@ def build_report_data(
         The stored runs the results name (:meth:`~srbench.store.ResultStore.runs`); results
         whose run is not among them are reported as "not recorded".
     """
-    protocols = sorted({r.protocol for r in results}) or ["matlab"]
-    protocol = protocols[0]
+    from srbench.report.svg import colour_map
+    from srbench.report.tables import summary_pivots
+    from srbench.results import results_frame
+
+    present = {r.protocol for r in results}
+    known = [name for name in _protocol_names() if name in present]
+    protocols = known + sorted(present - set(known))
     sources = _sources()
     refs = defaultdict(dict)
     for value in published():
         refs[(value.dataset, value.scale, value.label)][value.image] = value
 
-    by_section: dict[tuple[str, int], list[Result]] = defaultdict(list)
+    by_section: dict[tuple[str, str, int], list[Result]] = defaultdict(list)
     for r in results:
-        if r.protocol == protocol:
-            by_section[(r.dataset, r.scale)].append(r)
-    shown = [r for r in results if r.protocol == protocol]
-    # Only the shown protocol's results are on the page: only their runs are listed.
-    provenance = run_provenance(shown, runs or {})
+        by_section[(r.protocol, r.dataset, r.scale)].append(r)
+    provenance = run_provenance(results, runs or {})
 
     order = {name: i for i, name in enumerate(method_order or [])}
     artifacts = sorted(
-        artifact_rows(shown),
+        artifact_rows(results),
         key=lambda a: (order.get(a.method, len(order)), a.method, a.scale),
     )
     sections = []
@@ -340,14 +522,16 @@ def build_report_data(
     catalog = {spec.name: spec for spec in CATALOG.values()}
     catalog_order = list(catalog)
 
-    def section_order(item: tuple[tuple[str, int], list[Result]]) -> tuple:
-        (dataset, scale), _ = item
+    def section_order(item: tuple[tuple[str, str, int], list[Result]]) -> tuple:
+        (protocol, dataset, scale), _ = item
         position = catalog_order.index(dataset) if dataset in catalog_order else len(catalog_order)
-        return (position, dataset, scale)
+        return (protocols.index(protocol), position, dataset, scale)
 
     # (artifact, disclosure) -> the artifact, the disclosure, its fields, the sections showing it
     remarks: dict[tuple, tuple[ArtifactRow, Disclosure, dict[str, str], list[str]]] = {}
-    for (dataset, scale), rows in sorted(by_section.items(), key=section_order):
+    for (protocol, dataset, scale), rows in sorted(by_section.items(), key=section_order):
+        # Published tables measured luminance the matlab way: they sit beside that protocol only.
+        compare = protocol == DEFAULT_PROTOCOL
         # A variant (``fsrcnn[border=layers]``) sits right after its method.
         methods = sorted(
             {r.method for r in rows}, key=lambda m: (order.get(base_name(m), len(order)), m)
@@ -358,11 +542,12 @@ def build_report_data(
         per_image: dict[str, dict[str, ImageCell]] = {img: {} for img in images}
         per_image_tables: set[str] = set()
         summary = []
+        scored: dict[str, set[str]] = {}
         for method in methods:
             mine = [r for r in rows if r.method == method]
             ok = [r for r in mine if r.status == "ok" and r.psnr is not None]
             label = labels[method]
-            paper = refs.get((dataset, scale, label), {})
+            paper = refs.get((dataset, scale, label), {}) if compare else {}
             for r in mine:
                 ref = paper.get(r.image)
                 if ref is not None:
@@ -373,55 +558,164 @@ def build_report_data(
                     paper_psnr=ref.psnr if ref else None,
                     error=r.error if r.status != "ok" else "",
                     run=provenance.label_of(r.run),
+                    ssim=r.ssim if r.status == "ok" else None,
                 )
                 if r.status != "ok":
                     failures.append(
-                        Failure(label, dataset, r.image, scale, r.status, r.error, provenance.label_of(r.run))
+                        Failure(label, dataset, r.image, scale, r.status, r.error, provenance.label_of(r.run), protocol)
                     )
+            timed = [r.seconds for r in ok if r.seconds is not None]
             row = SummaryRow(
                 method=method, label=label,
-                psnr=_mean([r.psnr for r in ok]) if len(ok) == len(images) else None,
-                ssim=_mean([r.ssim for r in ok]) if len(ok) == len(images) else None,
-                seconds=_mean([r.seconds for r in ok]) if ok else None,
+                psnr=_mean([r.psnr for r in ok]),
+                ssim=_mean([r.ssim for r in ok if r.ssim is not None]) if all(r.ssim is not None for r in ok) else None,
+                seconds=_mean(timed) if timed else None,
                 images=len(ok), failed=len(mine) - len(ok),
-                published=_published(dataset, scale, label, {r.image for r in ok}, catalogued, sources),
+                published=_published(dataset, scale, label, {r.image for r in ok}, catalogued, sources) if compare else None,
                 runs=sorted({provenance.label_of(r.run) for r in mine}, key=_run_order),
                 artifacts={r.artifact_hash for r in mine if r.artifact_hash},
+                total=len(images),
+                parameters=_single([r.parameters for r in ok]),
+                macs=_single([r.macs for r in ok]),
+                peak_mb=max((r.peak_mb for r in ok if r.peak_mb is not None), default=None),
+                devices=sorted({r.device for r in ok}),
+                jobs=sorted({r.jobs for r in ok}),
+                repeats=sorted({r.repeat for r in ok}),
+                seconds_min=min(timed) if timed else None,
+                seconds_max=max(timed) if timed else None,
             )  # fmt: skip
+            scored[method] = {r.image for r in ok}
             summary.append(row)
-        scored = [s for s in summary if s.psnr is not None]
-        if scored:
-            max(scored, key=lambda s: s.psnr).best_psnr = True
-            max(scored, key=lambda s: s.ssim).best_ssim = True
-            timed = [s for s in scored if s.seconds is not None]
-            if timed:
-                min(timed, key=lambda s: s.seconds).fastest = True
-                for i in pareto_front([(max(s.seconds, 1e-9), s.psnr) for s in timed]):
-                    timed[i].pareto = True
+        everything = set().union(*scored.values()) if scored else set()
+        for row in summary:
+            row.complete = bool(everything) and scored[row.method] == everything
+        _rank_rows(summary)
         for img in images:
             cells = [c for c in per_image[img].values() if c.psnr is not None]
             if cells:
                 max(cells, key=lambda c: c.psnr).best = True
+            with_ssim = [c for c in cells if c.ssim is not None]
+            if with_ssim:
+                max(with_ssim, key=lambda c: c.ssim).best_ssim = True
         section = Section(dataset, scale, summary, images, per_image,
-                          per_image_sources=[src for key, src in sources.items() if key in per_image_tables])  # fmt: skip
+                          per_image_sources=[src for key, src in sources.items() if key in per_image_tables],
+                          protocol=protocol)  # fmt: skip
+        if not compare:
+            section.published_note = (
+                f"Published values are shown beside the {DEFAULT_PROTOCOL} protocol only: the papers in "
+                "the sources list scored luminance that way, so they do not compare with this protocol's numbers."
+            )
+        section.timing_notes = timing_notes([r for r in rows if r.status == "ok"], runs or {}, provenance)
         _add_notes(section, artifacts, remarks)
         sections.append(section)
     for artifact, disclosure, fields, shown_in in remarks.values():
         artifact.remarks.append(disclosure.artifact_remark.format_map({**fields, "sections": ", ".join(shown_in)}))
 
-    description = get_protocol(protocol).description if protocol == "matlab" else protocol
+    infos = [ProtocolInfo(name, _describe_protocol(name)) for name in protocols] or [
+        ProtocolInfo(DEFAULT_PROTOCOL, _describe_protocol(DEFAULT_PROTOCOL))
+    ]
+    ordered_methods = sorted({r.method for r in results}, key=lambda m: (order.get(base_name(m), len(order)), m))
 
     return ReportData(
         title=title,
         generated=_dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        protocol=protocol,
-        protocol_description=description,
+        protocol=infos[0].name,
+        protocol_description=infos[0].description,
         provenance=provenance,
         sections=sections,
         failures=failures,
         sources=list(sources.values()),
         artifacts=artifacts,
+        protocols=infos,
+        pivots=summary_pivots(results_frame(results, runs), method_order),
+        colours=colour_map(ordered_methods),
+        efficiency=efficiency_tables(sections, [p.name for p in infos]),
     )
+
+
+def _protocol_names() -> list[str]:
+    from srbench.protocols import PROTOCOLS
+
+    return list(PROTOCOLS)
+
+
+def _describe_protocol(name: str) -> str:
+    try:
+        return get_protocol(name).description
+    except ValueError:
+        return "a protocol this srbench does not know (the results were stored by another version)"
+
+
+def _single(values: list[Any]) -> Any:
+    """The value all of ``values`` share (ignoring None); None if none or if they differ."""
+    found = {v for v in values if v is not None}
+    return found.pop() if len(found) == 1 else None
+
+
+def _rank_rows(rows: list[SummaryRow]) -> None:
+    """Best and second PSNR and SSIM, fastest and the Pareto front, among complete rows."""
+    ranked = [s for s in rows if s.psnr is not None and s.complete]
+    for attr in ("psnr", "ssim"):
+        values = sorted({getattr(s, attr) for s in ranked if getattr(s, attr) is not None}, reverse=True)
+        for s in ranked:
+            value = getattr(s, attr)
+            if value is None:
+                continue
+            if value == values[0]:
+                setattr(s, f"best_{attr}", True)
+            elif len(values) > 1 and value == values[1]:
+                setattr(s, f"second_{attr}", True)
+    timed = [s for s in ranked if s.seconds is not None]
+    if timed:
+        min(timed, key=lambda s: s.seconds).fastest = True
+        for i in pareto_front([(max(s.seconds, 1e-9), s.psnr) for s in timed]):
+            timed[i].pareto = True
+
+
+def timing_notes(results: list[Result], runs: Mapping[str, RunInfo], provenance: RunProvenance) -> list[str]:
+    """Why the times of one table may not compare with each other, in sentences.
+
+    From what the store recorded with each result: the run's machine (CPU, cores, system,
+    and the GPU for CUDA cells), the device, the number of worker processes and the repeats.
+    """
+    notes = []
+    machines: dict[tuple, set[str]] = defaultdict(set)
+    unrecorded = 0
+    for r in results:
+        run = runs.get(r.run or "")
+        if run is None:
+            unrecorded += 1
+            continue
+        gpu = run.gpu if r.device.startswith("cuda") else ""
+        machines[(run.cpu, run.cores, run.system, gpu)].add(provenance.label_of(r.run))
+    if len(machines) > 1:
+        described = "; ".join(
+            f"{cpu} ({cores} cores{', ' + gpu if gpu else ''}): {', '.join(sorted(labels, key=_run_order))}"
+            for (cpu, cores, _system, gpu), labels in sorted(machines.items(), key=lambda kv: min(kv[1]))
+        )
+        notes.append(f"Timings measured on {len(machines)} different machines ({described}): they do not compare across machines.")
+    if unrecorded and machines:
+        notes.append(f"{unrecorded} timing{'s' if unrecorded != 1 else ''} in this table have no recorded machine (stored before srbench recorded runs).")
+    devices = defaultdict(set)
+    for r in results:
+        devices[r.device].add(r.label)
+    if len(devices) > 1:
+        described = "; ".join(f"{device}: {', '.join(sorted(labels))}" for device, labels in sorted(devices.items()))
+        notes.append(f"Timed on different devices ({described}): a GPU time does not compare with a CPU time.")
+    jobs = defaultdict(set)
+    for r in results:
+        jobs[r.jobs].add(r.label)
+    if len(jobs) > 1:
+        described = "; ".join(f"{j} worker{'s' if j != 1 else ''}: {', '.join(sorted(labels))}" for j, labels in sorted(jobs.items()))
+        notes.append(f"Timed under different concurrency ({described}): processes sharing a machine slow each other down.")
+    elif jobs and next(iter(jobs)) > 1:
+        notes.append(f"Timed with {next(iter(jobs))} worker processes running at once (one thread each).")
+    repeats = {r.repeat for r in results}
+    if repeats - {1}:
+        notes.append(
+            "Each time is the median of " + " or ".join(str(n) for n in sorted(repeats)) + " calls; the store keeps the median only, so their spread is not shown."
+        )
+    return notes
 
 
 def _published(

@@ -9,15 +9,43 @@ from srbench.report.data import Section
 
 __all__ = ["PALETTE", "curve_svg", "method_colour", "scatter_svg"]
 
+#: Twenty colours that stay apart from each other on a light and on a dark page (after Sasha
+#: Trubetskoy's list of 20 distinct colours, with the palest ones deepened so that no point
+#: disappears into either background); every point also gets a thin outline.
 PALETTE = [
-    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#393b79", "#637939",
+    "#808080", "#9a6324", "#808000", "#469990", "#1fb8d9", "#8fb92f", "#3cb44b", "#4363d8",
+    "#e6194b", "#f58231", "#911eb4", "#f032e6", "#d4b000", "#2f3c9e", "#a0302a", "#ef8fb0",
+    "#a58be0", "#5fd0a0", "#c08a5a", "#000000",
+]  # fmt: skip
+
+#: Built-in methods keep these colours on every page of every report (the papers' order).
+CANONICAL = [
+    "bicubic", "sc", "ksvd", "ne_nnls", "ne_lle", "gr", "anr", "aplus",
+    "srcnn", "srcnn_955", "espcn", "fsrcnn",
 ]  # fmt: skip
 
 
+def colour_map(methods: list[str]) -> dict[str, str]:
+    """One colour per method, fixed for the whole report and distinct for up to 20 methods.
+
+    Built-ins (not their variants) have their own slot of :data:`PALETTE` whatever else is
+    shown; every other method (a variant, a plugin, a ``--model`` network) takes the first
+    slot no shown method holds, in name order. Past 20 methods colours repeat.
+    """
+    methods = sorted(dict.fromkeys(methods))
+    taken = {m: CANONICAL.index(m) for m in methods if m in CANONICAL}
+    free = [i for i in range(len(CANONICAL), len(PALETTE))] + [
+        i for i in range(len(CANONICAL)) if i not in taken.values()
+    ]
+    colours = {m: PALETTE[i] for m, i in taken.items()}
+    for n, method in enumerate(m for m in methods if m not in taken):
+        colours[method] = PALETTE[free[n % len(free)]] if n < len(free) else PALETTE[n % len(PALETTE)]
+    return colours
+
+
 def method_colour(method: str, order: list[str]) -> str:
-    index = order.index(method) if method in order else sum(map(ord, method))
-    return PALETTE[index % len(PALETTE)]
+    """The colour of ``method`` among ``order`` (see :func:`colour_map`)."""
+    return colour_map([*order, method])[method]
 
 
 def _nice_step(span: float, target: int = 5) -> float:
@@ -29,12 +57,17 @@ def _nice_step(span: float, target: int = 5) -> float:
     return 10 * magnitude
 
 
-def scatter_svg(section: Section, method_order: list[str], width: int = 560, height: int = 340) -> str:
-    """Seconds (log axis) against mean PSNR, one point per method, Pareto front marked."""
+def scatter_svg(section: Section, colours: dict[str, str], width: int = 560, height: int = 340) -> str:
+    """Seconds (log axis) against mean PSNR, one point per method, Pareto front marked.
+
+    A row measured on only part of the set (``n/N``) is drawn hollow and kept off the front.
+    Labels never overlap each other or a point: each goes beside its point where there is
+    room, else a number goes there and the label is listed under the plot.
+    """
     points = [r for r in section.rows if r.psnr is not None and r.seconds is not None and r.seconds > 0]
     if not points:
         return ""
-    left, right, top, bottom = 58, 130, 16, 46
+    left, right, top, bottom = 58, 150, 16, 46
     plot_w, plot_h = width - left - right, height - top - bottom
     log_t = [math.log10(r.seconds) for r in points]
     lo_t, hi_t = math.floor(min(log_t) - 0.15), math.ceil(max(log_t) + 0.15)
@@ -51,13 +84,9 @@ def scatter_svg(section: Section, method_order: list[str], width: int = 560, hei
     def y(psnr: float) -> float:
         return top + (hi_p - psnr) / (hi_p - lo_p) * plot_h
 
-    title = f"{section.dataset} x{section.scale}: time vs PSNR"
+    title = f"{section.dataset} x{section.scale}, protocol {section.protocol}: time vs PSNR"
     parts = [
-        (
-            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
-            f'height="{height}" role="img" aria-label="{escape(title)}" class="scatter">'
-        ),
-        f"<title>{escape(title)}</title>",
+        f'<title>{escape(title)}</title>',
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" class="plot-bg"/>',
     ]
     for decade in range(lo_t, hi_t + 1):
@@ -95,55 +124,99 @@ def scatter_svg(section: Section, method_order: list[str], width: int = 560, hei
     placed: list[tuple[float, float, float, float]] = []
     # Labels keep off every point too, not only off each other.
     dots = [(x(r.seconds) - 7, x(r.seconds) + 7, y(r.psnr) - 7, y(r.psnr) + 7) for r in points]
-    for r in sorted(points, key=lambda r: -r.psnr):
+    bounds = (left, top, left + plot_w + right - 4, top + plot_h)
+    legend: list[tuple[str, str, str]] = []
+    for r in sorted(points, key=lambda r: (-r.psnr, r.label)):
         px, py = x(r.seconds), y(r.psnr)
-        colour = method_colour(r.method, method_order)
-        tip = f"{r.label}: {r.psnr:.2f} dB, {r.seconds:.3g} s"
-        lx, ly = _label_position(
-            px, py, r.label, placed, dots, (left, top, left + plot_w + right - 4, top + plot_h)
-        )
-        leader = ""
-        if abs(ly - (py + 4)) > 1 or lx < px:
-            # From the point to the label's near end (its left end, or its right end when
-            # the label sits left of the point).
-            end = lx - 2 if lx > px else lx + _label_width(r.label)
-            leader = f'<line x1="{px:.1f}" y1="{py:.1f}" x2="{end:.1f}" y2="{ly - 4:.1f}" class="leader"/>'
+        colour = colours.get(r.method, PALETTE[0])
+        partial = not getattr(r, "complete", True)
+        text = r.label + (f" ({r.images}/{r.total})" if partial else "")
+        tip = f"{text}: {r.psnr:.2f} dB, {r.seconds:.3g} s"
+        spot = _label_position(px, py, text, placed, dots, bounds, strict=True)
+        if spot is None:  # no room: a number beside the point, the label under the plot
+            number = str(len(legend) + 1)
+            spot = _label_position(px, py, number, placed, dots, bounds, strict=True)
+            legend.append((number if spot else "", colour, tip))
+            text = number if spot else ""
+        label = ""
+        if spot is not None:
+            lx, ly = spot
+            leader = ""
+            if abs(ly - (py + 4)) > 1 or lx < px:
+                # From the point to the label's near end (its left end, or its right end when
+                # the label sits left of the point).
+                end = lx - 2 if lx > px else lx + _label_width(text)
+                leader = f'<line x1="{px:.1f}" y1="{py:.1f}" x2="{end:.1f}" y2="{ly - 4:.1f}" class="leader"/>'
+            label = f'{leader}<text x="{lx:.1f}" y="{ly:.1f}" class="point-label">{escape(text)}</text>'
+        fill = f'fill="none" stroke="{colour}" stroke-width="2.5"' if partial else f'fill="{colour}"'
         parts.append(
-            f'<g class="point{" on-front" if r.pareto else ""}"><title>{escape(tip)}</title>{leader}'
-            f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{6 if r.pareto else 5}" fill="{colour}"/>'
-            f'<text x="{lx:.1f}" y="{ly:.1f}" class="point-label">{escape(r.label)}</text></g>'
+            f'<g class="point{" on-front" if r.pareto else ""}{" partial" if partial else ""}">'
+            f'<title>{escape(tip)}</title>{label}'
+            f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{6 if r.pareto else 5}" {fill}/></g>'
         )
-    parts.append("</svg>")
-    return "\n".join(parts)
+    total_height = height
+    for number, colour, tip in legend:
+        parts.append(
+            f'<g class="legend-row"><circle cx="{left + 5}" cy="{total_height + 2}" r="4" fill="{colour}"/>'
+            f'<text x="{left + 14}" y="{total_height + 6}" class="point-label">'
+            f"{escape(f'{number}: ' if number else '')}{escape(tip)}</text></g>"
+        )
+        total_height += 16
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {total_height}" width="{width}" '
+        f'height="{total_height}" role="img" aria-label="{escape(title)}" class="scatter">'
+    )
+    return "\n".join([head, *parts, "</svg>"])
 
 
-def _label_width(text: str) -> float:
-    return 6.6 * len(text) + 2
+#: Approximate advance widths at 12 px in a sans-serif face, generous rather than tight: a
+#: label measured too short is a label that overlaps its neighbour ("SRCNNANR").
+_WIDE = set("MWmw@%")
+_NARROW = set("iljI.,:;'|!() ")
+
+
+def _label_width(text: str, size: float = 12.0) -> float:
+    width = 0.0
+    for char in text:
+        if char in _WIDE:
+            width += 11.0
+        elif char in _NARROW:
+            width += 4.0
+        elif char.isupper():
+            width += 8.6
+        else:
+            width += 7.0
+    return width * size / 12.0 + 3
 
 
 def _label_position(
     px: float, py: float, text: str, placed: list[tuple[float, float, float, float]],
     dots: list[tuple[float, float, float, float]], bounds: tuple[float, float, float, float],
-) -> tuple[float, float]:
+    *, strict: bool = False,
+) -> tuple[float, float] | None:
     """Put a label beside its point where it overlaps no other label and no point.
 
-    Right of the point first, nudged up or down a line at a time; then left of it.
+    Right of the point first, nudged up or down a line at a time; then left of it. With
+    ``strict`` None when there is no such place; otherwise the label goes right of the
+    point regardless.
     """
-    width, height = _label_width(text), 13.0
+    width, height = _label_width(text), 14.0
     obstacles = placed + dots
-    for side in (1, -1):
-        for step in range(15):
-            dy = (step + 1) // 2 * 13.0 * (1 if step % 2 else -1)
+    for step in range(17):
+        dy = (step + 1) // 2 * 13.0 * (1 if step % 2 else -1)
+        for side in (1, -1):
             lx = px + 9 if side > 0 else px - 9 - width
             ly = py + 4 + dy
-            box = (lx, lx + width, ly - height + 3, ly + 3)
-            inside = bounds[0] <= box[0] and bounds[1] <= box[2] and box[3] <= bounds[3] + 20
+            box = (lx, lx + width, ly - height + 3, ly + 4)
+            inside = bounds[0] <= box[0] and box[1] <= bounds[2] and bounds[1] <= box[2] and box[3] <= bounds[3] + 20
             clash = any(
                 box[0] < b[1] and b[0] < box[1] and box[2] < b[3] and b[2] < box[3] for b in obstacles
             )
             if inside and not clash:
                 placed.append(box)
                 return lx, ly
+    if strict:
+        return None
     placed.append((px + 9, px + 9 + width, py - 9, py + 7))
     return px + 9, py + 4
 
