@@ -637,6 +637,15 @@ def export(
             return
         results = result_store.results(**filters)
         runs = result_store.runs({r.run for r in results if r.run})
+    if format.lower() == "latex":  # as papers print them: images x methods, one table per set and scale
+        from srbench.report import _method_order, _runs_lines
+        from srbench.report.tables import image_tables, image_tables_latex
+        from srbench.results import results_frame
+
+        tables = image_tables(results_frame(results, runs), _method_order(filters["methods"]))
+        out.write_text(image_tables_latex(tables, _runs_lines(results, runs)), encoding="utf-8")
+        console.print(f"wrote {len(results)} results in {len(tables)} tables to {out}")
+        return
     write(results, format, out, runs=runs)
     console.print(f"wrote {len(results)} rows to {out}")
 

@@ -682,3 +682,29 @@ def test_export_summary_and_publish_commands(tmp_path, data_dir, isolated_env):
     assert len(rows) == 5 and rows[0]["protocol"] == "matlab"
     out = srbench_cli("report", "-o", str(tmp_path / "rep"), "--store", str(store_path), "--crop", "nope:1,1,20,20", env=env)
     assert out.returncode == 0 and "--crop nope:1,1,20,20: no result for that image" in out.stderr
+
+
+def test_the_per_image_latex_prints_images_as_rows_and_compiles(tmp_path):
+    import shutil
+    import subprocess
+
+    from srbench.report.tables import ROWS_PER_TABLE, image_tables, image_tables_latex
+    from srbench.results import results_frame
+
+    images = [f"img_{i:03d}" for i in range(ROWS_PER_TABLE + 5)]
+    rows = [_synthetic(m, label, "BSD100", 3, image, base + i * 0.01)
+            for m, label, base in (("bicubic", "Bicubic", 27.0), ("aplus", "A+", 28.0))
+            for i, image in enumerate(images)]  # fmt: skip
+    rows.append(_synthetic("bicubic", "Bicubic", "Set5", 3, "baby", 33.0))
+    tables = image_tables(results_frame(rows), ["bicubic", "aplus"])
+    assert [(t.dataset, len(t.rows)) for t in tables] == [("Set5", 1), ("BSD100", ROWS_PER_TABLE + 5)]
+    text = image_tables_latex(tables, ["run abcdefgh: somewhere"])
+    assert "% run abcdefgh: somewhere" in text and "Ssim" not in text
+    assert r"img\_000 & 27.00/0.9000 & \textbf{28.00}/0.9000 \\" in text
+    assert "(part 2 of 2)" in text and text.count("Average") == 2
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed: the LaTeX was checked as text only")
+    (tmp_path / "images.tex").write_text(text)
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "images.tex"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:]

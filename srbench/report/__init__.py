@@ -97,7 +97,14 @@ def _runs_lines(results: list[Result], runs: dict[str, RunInfo]) -> list[str]:
 
 
 def _write_all(out: Path, data: ReportData, results, runs, sink, extra=None) -> Path:
-    from srbench.report.tables import pivot_csv, pivot_latex, pivot_markdown
+    from srbench.report.tables import (
+        image_tables,
+        image_tables_latex,
+        pivot_csv,
+        pivot_latex,
+        pivot_markdown,
+    )
+    from srbench.results import results_frame
 
     out.mkdir(parents=True, exist_ok=True)
     pages = render_pages(data, image_url=sink, extra=extra)
@@ -105,8 +112,9 @@ def _write_all(out: Path, data: ReportData, results, runs, sink, extra=None) -> 
         _write_text(out / name, html)
     export(results, "csv", out / "results.csv", runs=runs)
     export(results, "markdown", out / "results.md", runs=runs)
-    export(results, "latex", out / "results.tex", runs=runs)
     lines = _runs_lines(results, runs)
+    frame = results_frame(results, runs)
+    _write_text(out / "results.tex", image_tables_latex(image_tables(frame, _method_order(None)), lines))
     _write_text(out / "summary.tex", pivot_latex(data.pivots, lines))
     _write_text(out / "summary.md", pivot_markdown(data.pivots, lines))
     _write_text(out / "summary.csv", pivot_csv(data.pivots))

@@ -27,6 +27,8 @@ __all__ = [
 ]  # fmt: skip
 
 SUMMARY_FORMATS = ("latex", "markdown", "csv")
+#: Rows of one per-image LaTeX table; a longer set is printed in parts.
+ROWS_PER_TABLE = 40
 
 
 @dataclass
@@ -184,9 +186,10 @@ def _latex_table(pivot: Pivot, runs_lines: Sequence[str]) -> list[str]:
     lines = [
         r"\begin{table}[t]",
         r"\centering",
-        r"\caption{" + latex_escape(pivot.caption).replace("n/N", "$n/N$") + "}",
+        r"\caption{" + latex_escape(pivot.caption).replace("n/N", "$n/N$").replace("the n of N", "the $n$ of $N$") + "}",
         r"\label{tab:srbench-" + pivot.anchor.removeprefix("pivot-") + "}",
         # Shrunk to the line width only when wider than it.
+        r"\setlength{\tabcolsep}{4pt}",
         r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
         r"\begin{tabular}{l" + "c" * n + "}",
         r"\toprule",
@@ -235,6 +238,100 @@ def pivot_latex(pivots: Sequence[Pivot], runs_lines: Sequence[str] = ()) -> str:
         lines.append("No results.")
     for pivot in pivots:
         lines += _latex_table(pivot, runs_lines)
+    lines += [r"% --- to here ---", r"\end{document}"]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ per-image (LaTeX)
+@dataclass
+class ImageTable:
+    """One protocol x dataset x scale as papers print it per image: images as rows, methods
+    as columns, PSNR/SSIM in each cell (best of the row in bold), the mean as the last row."""
+
+    protocol: str
+    dataset: str
+    scale: int
+    methods: list[tuple[str, str]]
+    rows: list[tuple[str, list[tuple[float | None, float | None, bool]]]] = field(default_factory=list)
+    average: list[PivotCell | None] = field(default_factory=list)
+
+
+def image_tables(frame: pd.DataFrame, method_order: Sequence[str] | None = None) -> list[ImageTable]:
+    """One :class:`ImageTable` per protocol x dataset x scale of ``frame``."""
+    from srbench.variants import base_name
+
+    if frame.empty:
+        return []
+    order = {name: i for i, name in enumerate(method_order or [])}
+    tables = []
+    for pivot in summary_pivots(frame, method_order):
+        mine = frame[frame.protocol == pivot.protocol]
+        for index, column in enumerate(pivot.columns):
+            group = mine[(mine.dataset == column.dataset) & (mine.scale == column.scale)]
+            methods = sorted(set(group.method), key=lambda m: (order.get(base_name(m), len(order)), m))
+            labels = dict(zip(group.method, group.label, strict=True))
+            table = ImageTable(pivot.protocol, column.dataset, column.scale, [(m, labels[m]) for m in methods])
+            ok = group[(group.status == "ok") & group.psnr.notna()]
+            for image in sorted(set(group.image)):
+                values = {r.method: (float(r.psnr), None if r.ssim != r.ssim else float(r.ssim))
+                          for r in ok[ok.image == image].itertuples()}  # fmt: skip
+                best = max((v[0] for v in values.values()), default=None)
+                table.rows.append((image, [(*values.get(m, (None, None)), values.get(m, (None,))[0] == best and best is not None)
+                                           for m in methods]))  # fmt: skip
+            cells = {row.method: row.cells[index] for row in pivot.rows}
+            table.average = [cells.get(m) for m in methods]
+            tables.append(table)
+    return tables
+
+
+def image_tables_latex(tables: Sequence[ImageTable], runs_lines: Sequence[str] = ()) -> str:
+    """Per-image tables as a LaTeX document (booktabs) that compiles as it is."""
+    lines = [
+        "% srbench per-image results: PSNR (dB) / SSIM per image and method, one table per protocol, set and scale.",
+        *(f"% {line}" for line in runs_lines),
+        r"\documentclass{article}",
+        r"\usepackage{booktabs}",
+        r"\usepackage{graphicx}",
+        r"\begin{document}",
+        r"% --- tables: copy from here into a paper that loads booktabs and graphicx ---",
+    ]
+    if not tables:
+        lines.append("No results.")
+    for t in tables:
+        # A float cannot break across pages: long sets go in parts of at most ROWS_PER_TABLE.
+        parts = [t.rows[i : i + ROWS_PER_TABLE] for i in range(0, len(t.rows), ROWS_PER_TABLE)] or [[]]
+        for number, part in enumerate(parts, start=1):
+            caption = latex_escape(f"{t.dataset}, protocol {t.protocol}").replace(",", rf" $\times{t.scale}$,", 1)
+            caption += ": PSNR (dB) / SSIM per image; best PSNR of each image in bold"
+            if len(parts) > 1:
+                caption += f" (part {number} of {len(parts)})"
+            lines += [
+                r"\begin{table}[p]",
+                r"\centering",
+                r"\caption{" + caption + ".}",
+                r"\setlength{\tabcolsep}{4pt}",
+                r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
+                r"\begin{tabular}{l" + "c" * len(t.methods) + "}",
+                r"\toprule",
+                " & ".join(["Image", *(latex_escape(label) for _, label in t.methods)]) + r" \\",
+                r"\midrule",
+            ]
+            for image, cells in part:
+                texts = [latex_escape(image)]
+                for psnr, ssim, best in cells:
+                    texts.append("--" if psnr is None else _latex_value(psnr, 2, 1 if best else 0) + "/" + _latex_value(ssim, 4, 0))
+                lines.append(" & ".join(texts) + r" \\")
+            if number == len(parts):
+                lines.append(r"\midrule")
+                average = ["Average"]
+                for cell in t.average:
+                    if cell is None or cell.psnr is None:
+                        average.append("--")
+                    else:
+                        average.append(_latex_value(cell.psnr, 2, 0) + "/" + _latex_value(cell.ssim, 4, 0)
+                                       + (r"\,(" + cell.coverage + ")" if cell.coverage else ""))  # fmt: skip
+                lines.append(" & ".join(average) + r" \\")
+            lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", r"\clearpage"]
     lines += [r"% --- to here ---", r"\end{document}"]
     return "\n".join(lines) + "\n"
 
