@@ -708,3 +708,23 @@ def test_the_per_image_latex_prints_images_as_rows_and_compiles(tmp_path):
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "images.tex"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_the_automatic_region_is_where_outputs_differ_else_where_they_are_wrong():
+    import numpy as np
+
+    from srbench.report.figures import choose_region
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(128, 10, (120, 160))
+    other = base.copy()
+    other[70:100, 20:50] += rng.normal(0, 40, (30, 30))  # the methods disagree here
+    x, y, w, h = choose_region([base, other], scale=3, side=30)
+    assert (x, y, w, h) == (20, 70, 30, 30)
+    # Identical outputs: where they are furthest from the reference, not the top-left corner.
+    reference = base.copy()
+    reference[10:40, 100:130] += 50
+    assert choose_region([base, base.copy()], scale=3, side=30, reference=reference) == (100, 10, 30, 30)
+    # The square stays inside the scored area (scale pixels off every border).
+    x, y, w, h = choose_region([base], scale=4, side=200)
+    assert x >= 4 and y >= 4 and x + w <= 156 and y + h <= 116

@@ -187,9 +187,10 @@ def choose_region(
     """The square (x, y, side, side) inside the scored area where the planes differ most.
 
     "Differ" is the per-pixel standard deviation across the methods' outputs, summed over
-    the square (found with an integral image); the first of equal squares wins. With one
-    output only, its error against ``reference`` (the HR plane) takes the place of the
-    spread, or, without one, its local contrast.
+    the square (found with an integral image). A thousandth of the outputs' mean error
+    against ``reference`` (the HR plane; without one, their local contrast) is added, so
+    that where the outputs agree (one method only, or identical outputs) the square goes
+    where they are wrong rather than to a corner; the first of equal squares wins.
     """
     height, width = planes[0].shape[:2]
     inner_h, inner_w = height - 2 * scale, width - 2 * scale
@@ -197,13 +198,14 @@ def choose_region(
         side = min(REGION_SIDE, max(16, min(height, width) // 4))
     side = max(1, min(side, inner_h, inner_w))
     stack = np.stack([p.astype(np.float64) for p in planes])
-    if len(planes) > 1:
-        spread = stack.std(axis=0)
-    elif reference is not None:
-        spread = np.abs(stack[0] - reference)
+    # Ties (methods that agree everywhere, or a single method) are broken by the error
+    # against the reference, else by local contrast, never by the top-left corner.
+    if reference is not None:
+        fallback = np.abs(stack - reference).mean(axis=0)
     else:
-        gy, gx = np.gradient(stack[0])
-        spread = np.hypot(gx, gy)
+        gy, gx = np.gradient(stack.mean(axis=0))
+        fallback = np.hypot(gx, gy)
+    spread = (stack.std(axis=0) if len(planes) > 1 else 0.0) + 1e-3 * fallback
     spread = spread[scale : height - scale, scale : width - scale]
     integral = np.zeros((inner_h + 1, inner_w + 1))
     integral[1:, 1:] = spread.cumsum(0).cumsum(1)
@@ -368,8 +370,8 @@ def build_figure(
                 crop.note = missing.get(method, "")
             entry.crops.append(crop)
         scored = [c for c in entry.crops if c.psnr is not None]
-        if scored:
-            max(scored, key=lambda c: c.psnr).best = True
+        for crop in scored:  # every crop that ties for the best
+            crop.best = crop.psnr == max(c.psnr for c in scored)
         figure.images.append(entry)
     return figure
 
