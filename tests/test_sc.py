@@ -152,6 +152,59 @@ def test_nonneg_lars_reference_stop_matches_stepwise_loop():
     assert ref_end[~active].max(initial=0) < 0.1
 
 
+@pytest.mark.parametrize("stop", ["reference", "exact"])
+def test_screened_lars_matches_full_homotopy(stop, monkeypatch):
+    # Overcomplete like the real dictionary (160 atoms in 20-d). Tiny candidate rounds make
+    # every stage run: certification failures, larger rounds and the full-path fall-back.
+    rng = np.random.default_rng(6)
+    dictionary = _unit_rows(rng.standard_normal((160, 20)))
+    signals = rng.standard_normal((400, 20)) * rng.uniform(0.05, 1.0, (400, 1))
+    full, full_end = sc.nonneg_lars(dictionary, signals, 0.1, stop=stop, screen=None)
+    assert (full > 0).sum(axis=1).max() > 6  # codes bigger than the first round
+    fallback_rows = []
+    original = sc._lars_block
+
+    def counting(dictionary, gram, signals, *args):
+        fallback_rows.append(len(signals))
+        return original(dictionary, gram, signals, *args)
+
+    monkeypatch.setattr(sc, "_lars_block", counting)
+    for screen in [(4, 8), (6, 12, 24), sc.SCREEN_ROUNDS]:
+        fallback_rows.clear()
+        codes, lam_end = sc.nonneg_lars(dictionary, signals, 0.1, stop=stop, screen=screen,
+                                        chunk=128)
+        np.testing.assert_allclose(codes, full, atol=1e-9)
+        np.testing.assert_allclose(lam_end, full_end, atol=1e-9)
+        if screen == (4, 8):  # some paths need more than 8 atoms: the full homotopy
+            assert 0 < sum(fallback_rows) < len(signals)
+    sparse, _ = sc.nonneg_lars(dictionary, signals, 0.1, stop=stop, screen=(6, 12),
+                               sparse=True)
+    np.testing.assert_allclose(sparse.toarray(), full, atol=1e-9)
+
+
+def test_screened_lars_certificate_rejects_missing_atoms():
+    # Restricted to the atoms most correlated with the signal, the path misses an atom
+    # that joins later; the certificate must send it on, never accept it.
+    rng = np.random.default_rng(7)
+    dictionary = _unit_rows(rng.standard_normal((120, 16)))
+    signals = rng.standard_normal((200, 16)) * rng.uniform(0.01, 0.3, (200, 1))
+    gram = dictionary @ dictionary.T
+    corr = signals @ dictionary.T
+    keep = corr.max(axis=1) >= 0.1
+    signals, corr = signals[keep], corr[keep]
+    full, _ = sc.nonneg_lars(dictionary, signals, 0.1, screen=None)
+    cand = sc._top_candidates(corr, 6)
+    path = sc._lars_local(gram, cand, np.take_along_axis(corr, cand, axis=1), 0.1, False,
+                          1e-5, 1e-5, 160)
+    ok, _ = sc._certify(dictionary, dictionary.T.astype(np.float32), signals, cand, path,
+                        0.1, False, 1e-5)
+    restricted = np.zeros_like(full)
+    np.put_along_axis(restricted, cand, path["codes"], axis=1)
+    wrong = np.abs(restricted - full).max(axis=1) > 1e-9
+    assert wrong.any() and not (ok & wrong).any()
+    assert ok.any()
+
+
 def test_nonneg_lars_joins_tied_atoms():
     # e2 and e3 reach the multiplier at the same step (and e4, e5 tie at the start of the
     # second signal's path); with orthonormal atoms the lasso is soft thresholding.
@@ -217,6 +270,39 @@ def test_grid_covers_all_but_one_lr_pixel_frame(scale, overlap):
     assert (weight[inner] > 0).all()
     assert (weight[~inner] == 0).all()
     np.testing.assert_allclose(total[inner], weight[inner])
+
+
+@pytest.mark.parametrize("overlap", [2, 1, 0])
+def test_windows_and_overlap_add_match_loops(overlap):
+    # Evenly spaced grids are cut as strided views and added by slices; grids whose last
+    # position breaks the spacing (overlap < 2) by fancy indexing. Both are the plain loop.
+    rng = np.random.default_rng(8)
+    lr_shape, scale = (13, 11), 3
+    geometry = sc.Geometry(scale)
+    rows, row_w = sc.patch_starts(lr_shape[0], overlap=overlap)
+    cols, col_w = sc.patch_starts(lr_shape[1], overlap=overlap)
+    mid = rng.random((2 * lr_shape[0], 2 * lr_shape[1]))
+    maps = sc.feature_maps(mid)
+    feats, means = sc.window_features(maps, mid, rows, cols, geometry)
+    size, k = geometry.mid_size, 0
+    for r in rows:
+        for c in cols:
+            window = maps[:, 2 * r : 2 * r + size, 2 * c : 2 * c + size]
+            np.testing.assert_array_equal(feats[k], window.reshape(-1))
+            assert means[k] == pytest.approx(mid[2 * r : 2 * r + size, 2 * c : 2 * c + size].mean())
+            k += 1
+    patches = rng.random((rows.size * cols.size, geometry.hr_dim))
+    shape = (scale * lr_shape[0], scale * lr_shape[1])
+    total, weight = sc.overlap_add(patches, rows, cols, row_w, col_w, geometry, shape)
+    ref_total, ref_weight, hs, k = np.zeros(shape), np.zeros(shape), geometry.hr_size, 0
+    for r, wr in zip(rows, row_w):
+        for c, wc in zip(cols, col_w):
+            ref_total[scale * r : scale * r + hs, scale * c : scale * c + hs] += (
+                wr * wc * patches[k].reshape(hs, hs))
+            ref_weight[scale * r : scale * r + hs, scale * c : scale * c + hs] += wr * wc
+            k += 1
+    np.testing.assert_allclose(total, ref_total, atol=1e-12)
+    np.testing.assert_allclose(weight, ref_weight, atol=1e-12)
 
 
 def test_feature_maps_are_conv2_same():

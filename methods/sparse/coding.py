@@ -37,6 +37,7 @@ from srbench.protocol import imresize
 __all__ = [
     "MID_FACTOR",
     "REFERENCE_SCALE",
+    "SCREEN_ROUNDS",
     "Geometry",
     "PatchSample",
     "feature_maps",
@@ -53,6 +54,9 @@ __all__ = [
 MID_FACTOR = 2
 #: The scale Yang's code was built and published for; other scales are calibrated to it.
 REFERENCE_SCALE = 3
+#: Candidate atoms per signal in the successive rounds of the screened homotopy
+#: (:func:`nonneg_lars`); signals left after the last round run on every atom.
+SCREEN_ROUNDS = (48, 64, 128)
 
 # MATLAB conv2(X, f, 'same') with these kernels is a correlation with the reversed kernel;
 # for odd lengths MATLAB's and scipy's centring agree, and zero padding is conv2's.
@@ -162,16 +166,28 @@ def feature_maps(mid: np.ndarray) -> np.ndarray:
     )
 
 
+def _axis_index(positions: np.ndarray) -> slice | np.ndarray:
+    """``positions`` as a slice when they are evenly spaced (indexing then gives a view)."""
+    if positions.size == 1:
+        return slice(int(positions[0]), int(positions[0]) + 1)
+    if positions.size > 1:
+        step = int(positions[1] - positions[0])
+        if step > 0 and (np.diff(positions) == step).all():
+            return slice(int(positions[0]), int(positions[-1]) + 1, step)
+    return positions
+
+
 def _windows(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
     """Square windows of ``image`` (last two axes) at every (row, col) of the grid.
 
-    Returns shape ``(len(rows), len(cols), *leading, size, size)``, a copy.
+    Returns a view (evenly spaced grids) or a copy, shape
+    ``(len(rows), len(cols), *leading, size, size)``.
     """
     view = np.lib.stride_tricks.sliding_window_view(image, (size, size), axis=(-2, -1))
-    picked = view[..., rows, :, :, :][..., cols, :, :]  # (*leading, nr, nc, size, size)
+    picked = view[..., _axis_index(rows), :, :, :][..., _axis_index(cols), :, :]
     lead = image.ndim - 2
     order = (lead, lead + 1, *range(lead), lead + 2, lead + 3)
-    return np.ascontiguousarray(np.transpose(picked, order))
+    return np.transpose(picked, order)
 
 
 def _windows_at(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
@@ -208,7 +224,7 @@ def window_features(
     size = geometry.mid_size
     mrows, mcols = MID_FACTOR * rows, MID_FACTOR * cols
     feats = _windows(maps, mrows, mcols, size).reshape(len(rows) * len(cols), -1)
-    means = _windows(mid, mrows, mcols, size).reshape(len(rows) * len(cols), -1).mean(axis=1)
+    means = _windows(mid, mrows, mcols, size).mean(axis=(-2, -1)).reshape(-1)
     return feats, means
 
 
@@ -245,10 +261,14 @@ def overlap_add(
     count = np.zeros(shape)
     hr_rows, hr_cols = scale * rows, scale * cols
     # Loop over the offsets inside a patch, not over patches: within one offset the target
-    # pixels of different patches are distinct, so plain fancy-index addition is exact.
+    # pixels of different patches are distinct, so plain (slice or fancy-index) addition is
+    # exact.
     for i in range(size):
+        r = _axis_index(hr_rows + i)
         for j in range(size):
-            index = np.ix_(hr_rows + i, hr_cols + j)
+            index = (r, _axis_index(hr_cols + j))
+            if not all(isinstance(a, slice) for a in index):
+                index = np.ix_(hr_rows + i, hr_cols + j)
             total[index] += grid[:, :, i, j]
             count[index] += weights
     return total, count
@@ -342,6 +362,8 @@ def nonneg_lars(
     opt_tol: float = 1e-5,
     max_steps: int | None = None,
     chunk: int = 4096,
+    screen: Sequence[int] | None = SCREEN_ROUNDS,
+    sparse: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Non-negative LARS-lasso homotopy, run on all signals at once.
 
@@ -376,10 +398,16 @@ def nonneg_lars(
         Safety cap on path steps per signal (default ``10 * dim``; SparseLab has none here).
     chunk : int
         Signals processed together (bounds memory to a few ``chunk x n_atoms`` arrays).
+    screen : sequence of int, optional
+        Candidate atoms per signal in the successive rounds of the screened homotopy
+        (default :data:`SCREEN_ROUNDS`, see Notes); ``None`` runs every path on the whole
+        dictionary. Both give the same codes.
+    sparse : bool
+        Return the codes as a ``scipy.sparse.csr_matrix``.
 
     Returns
     -------
-    codes : ndarray, shape (n, n_atoms)
+    codes : ndarray or csr_matrix, shape (n, n_atoms)
         Non-negative codes.
     lam_end : ndarray, shape (n,)
         Multiplier where each path stopped (``max(D y)`` for the zero codes): the codes
@@ -393,6 +421,21 @@ def nonneg_lars(
     previous one are ignored, so an atom that should join right after another event may
     join late or not at all; the result is then slightly off the exact lasso path. This is
     rare and it is the reference's behaviour.
+
+    Each step of a path costs a pass over all atoms (their correlations move), while a
+    code has about a dozen atoms out of 1024. By default (``screen``) each path therefore
+    runs on a few dozen candidate atoms (those most correlated with the signal) and the
+    result is certified against the whole dictionary (:func:`_certify`): the lasso
+    solution at ``lam`` is unique, so a restricted one that meets the full optimality
+    conditions there is it, and if no other atom reaches the multiplier between ``lam``
+    and the stop (by SparseLab's tie tolerance where an atom joins), the full path takes
+    the same last steps. A signal that fails is solved again on the atoms most correlated
+    with its residual at ``lam``, in a larger round, and after the last round on the
+    whole dictionary. The certificate is exact, so the codes are those of ``screen=None``
+    to round-off (on SC's x3 dictionary and the 27,556 patches of Set5's baby: 4e-12),
+    except where an atom outside the candidates is on the full path only above ``lam``
+    and SparseLab's event tolerance bends the full path there (one of those patches, by
+    2e-6).
     """
     if stop not in ("reference", "exact"):
         raise ValueError(f"stop must be 'reference' or 'exact', got {stop!r}")
@@ -402,15 +445,36 @@ def nonneg_lars(
         gram = dictionary @ dictionary.T
     if max_steps is None:
         max_steps = 10 * dictionary.shape[1]
-    n = signals.shape[0]
-    codes = np.zeros((n, dictionary.shape[0]))
+    from scipy.sparse import csr_matrix
+
+    n, n_atoms = signals.shape[0], dictionary.shape[0]
     lam_end = np.zeros(n)
+    rows, atoms, values = [], [], []
     for start in range(0, n, chunk):
         block = slice(start, min(start + chunk, n))
-        codes[block], lam_end[block] = _lars_block(
-            dictionary, gram, signals[block], lam, stop == "exact", zero_tol, opt_tol, max_steps
-        )
-    return codes, lam_end
+        if screen is None:
+            codes, lam_end[block] = _lars_block(
+                dictionary, gram, signals[block], lam, stop == "exact", zero_tol, opt_tol,
+                max_steps,
+            )
+            r, a = np.nonzero(codes)
+            v = codes[r, a]
+        else:
+            corr = signals[block] @ dictionary.T
+            lam_end[block] = corr.max(axis=1) if corr.size else 0.0
+            go = np.flatnonzero(lam_end[block] >= lam)
+            r, a, v, lam_end[start + go] = _lars_screened(
+                dictionary, gram, signals[block][go], corr[go], lam, stop == "exact",
+                zero_tol, opt_tol, max_steps, screen,
+            )
+            r = go[r]
+        rows.append(start + r)
+        atoms.append(a)
+        values.append(v)
+    index = (np.concatenate(rows), np.concatenate(atoms)) if rows else ([], [])
+    data = np.concatenate(values) if values else []
+    codes = csr_matrix((data, index), shape=(n, n_atoms))
+    return (codes if sparse else codes.toarray()), lam_end
 
 
 def _lars_block(dictionary, gram, signals, lam, exact, zero_tol, opt_tol, max_steps):
@@ -545,6 +609,377 @@ def _join(gram, active, coef, count, excluded, pending, zero_tol):
         coef[rows, count[rows]] = 0.0
         count[rows] += 1
     return active, coef, count
+
+
+# ------------------------------------------------------------------ screened homotopy
+#: Signals x candidates solved together by :func:`_lars_local` (bounds its working set).
+_LOCAL_BUDGET = 1 << 19
+
+
+def _lars_screened(dictionary, gram, signals, corr, lam, exact, zero_tol, opt_tol, max_steps,
+                   rounds):
+    """Codes of signals whose paths start (``max(corr) >= lam``), by screened homotopies.
+
+    Each round runs the homotopy of every unfinished signal on ``K`` candidate atoms only
+    (:func:`_lars_local`) and then certifies the result against the whole dictionary
+    (:func:`_certify`). The non-negative lasso solution at ``lam`` is unique, so a
+    restricted solution that satisfies the full optimality conditions at ``lam`` is the
+    solution, whatever path led to it; and a restricted path on which no other atom
+    reaches the multiplier from ``lam`` down to its stop takes the same last steps as the
+    full one. The first round's candidates are the atoms most correlated with the signal;
+    a signal that fails takes the atoms most correlated with its residual at ``lam`` into
+    the next, larger round; what is left after the last round runs the full homotopy
+    (:func:`_lars_block`).
+
+    Returns ``(rows, atoms, values, lam_end)``: the non-zero codes as triplets.
+    """
+    n, n_atoms = corr.shape
+    lam_end = np.zeros(n)
+    found = []
+    todo = np.arange(n)
+    score = corr
+    dict32 = np.ascontiguousarray(dictionary.T, dtype=np.float32)
+    for k in rounds:
+        if todo.size == 0:
+            break
+        k = min(int(k), n_atoms)
+        # Candidates in atom order, so tied atoms join in the full homotopy's order.
+        cand = _top_candidates(score, k)
+        step = max(256, _LOCAL_BUDGET // k)
+        passed = np.zeros(todo.size, dtype=bool)
+        scores = np.empty((todo.size, n_atoms), dtype=np.float32)
+        for start in range(0, todo.size, step):
+            part = slice(start, start + step)
+            rows, sub = todo[part], cand[part]
+            path = _lars_local(gram, sub, np.take_along_axis(corr[rows], sub, axis=1), lam,
+                               exact, zero_tol, opt_tol, max_steps)
+            ok, scores[part] = _certify(dictionary, dict32, signals[rows], sub, path, lam,
+                                        exact, zero_tol)
+            passed[part] = ok
+            r, c = np.nonzero(path["codes"] * ok[:, None])
+            found.append((rows[r], sub[r, c], path["codes"][r, c]))
+            lam_end[rows[ok]] = path["lam_end"][ok]
+        todo, score = todo[~passed], scores[~passed]
+    if todo.size:
+        codes, lam_end[todo] = _lars_block(dictionary, gram, signals[todo], lam, exact,
+                                           zero_tol, opt_tol, max_steps)
+        r, a = np.nonzero(codes)
+        found.append((todo[r], a, codes[r, a]))
+    if not found:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0), lam_end
+    rows, atoms, values = (np.concatenate(parts) for parts in zip(*found))
+    return rows, atoms, values, lam_end
+
+
+def _top_candidates(score, k):
+    """The ``k`` largest entries of each row of ``score``, as column indices in increasing order."""
+    n = score.shape[1]
+    if k >= n:
+        return np.broadcast_to(np.arange(n), score.shape).copy()
+    threshold = np.partition(score, n - k, axis=1)[:, n - k]
+    mask = score >= threshold[:, None]
+    counts = np.count_nonzero(mask, axis=1)
+    cand = np.empty((score.shape[0], k), dtype=np.int64)
+    plain = counts == k
+    cand[plain] = np.nonzero(mask[plain])[1].reshape(-1, k)
+    if not plain.all():  # ties at the threshold: any k of them will do
+        tied = np.flatnonzero(~plain)
+        cand[tied] = np.sort(np.argpartition(-score[tied], k - 1, axis=1)[:, :k], axis=1)
+    return cand
+
+
+def _residual(dictionary, signals, cand, codes):
+    """``y - D' w`` for local codes ``codes`` on candidates ``cand``."""
+    from scipy.sparse import csr_matrix
+
+    r, c = np.nonzero(codes)
+    sparse = csr_matrix((codes[r, c], (r, cand[r, c])),
+                        shape=(signals.shape[0], dictionary.shape[0]))
+    return signals - sparse @ dictionary
+
+
+def _certify(dictionary, dict32, signals, cand, path, lam, exact, zero_tol):
+    """Whether each restricted path is the full path, and the correlations at ``lam``.
+
+    An atom outside the candidates must stay strictly below the multiplier at ``lam`` and,
+    for SparseLab's stop, at the start and the end of the last step (the correlations are
+    affine in the multiplier between these points, so checking them covers the segments).
+    At the start of the last step, where atoms join, "below" means by more than
+    SparseLab's tie tolerance (``zero_tol`` in step length, i.e. ``zero_tol (1 + ||u||)``
+    in correlation, ``u`` the equiangular vector), since the full homotopy would let an
+    atom that close join there too.
+
+    Every atom's correlation ``c_j = d_j' r`` with the residual at ``lam`` comes from one
+    float32 product, whose error is below ``eps = 2e-5 ||r||`` (144-term dot products with
+    unit-norm atoms, about 1e-5 relative). At the other points ``b``,
+    ``|c_j(b) - c_j(lam)| <= ||r(b) - r(lam)||``; the atoms this bound does not clear are
+    multiplied out (in float64 when few, else all of them in float32 with its ``eps``).
+    The float32 error can only fail a certificate, never pass a wrong one.
+
+    Returns ``ok`` (bool per signal) and the float32 correlations at ``lam`` (the next
+    round's scores).
+    """
+    r_lam = _residual(dictionary, signals, cand, path["codes"] if exact else path["w_lam"])
+    corr = r_lam.astype(np.float32) @ dict32
+    inside = np.take_along_axis(corr, cand, axis=1)
+    np.put_along_axis(corr, cand, -np.inf, axis=1)
+    eps = 2e-5 * np.linalg.norm(r_lam, axis=1) + 1e-9
+    top = corr.max(axis=1)
+    ok = top + eps < lam
+    if not exact:
+        tie = zero_tol * (1.0 + path["unorm"])
+        for local, level, margin in ((path["w_start"], path["level_start"], tie),
+                                     (path["codes"], path["lam_end"], 1e-9)):
+            check = np.flatnonzero(ok)
+            res = _residual(dictionary, signals[check], cand[check], local[check])
+            shift = np.linalg.norm(res - r_lam[check], axis=1) * (1.0 + 1e-6)
+            limit = (level - margin)[check]
+            clear = limit - shift - eps[check]  # float32 correlations below this are fine
+            unsure = np.flatnonzero(top[check] >= clear)
+            if unsure.size == 0:
+                continue
+            near = corr[check[unsure]] >= clear[unsure, None]
+            counts = np.count_nonzero(near, axis=1)
+            few = counts <= 32
+            rows, atoms = np.nonzero(near[few])
+            if rows.size:
+                rows = unsure[np.flatnonzero(few)[rows]]
+                value = np.einsum("pd,pd->p", dictionary[atoms], res[rows])
+                ok[check[rows[value >= limit[rows]]]] = False
+            many = unsure[~few]
+            if many.size:
+                far = res[many].astype(np.float32) @ dict32
+                np.put_along_axis(far, cand[check[many]], -np.inf, axis=1)
+                eps_b = 2e-5 * np.linalg.norm(res[many], axis=1) + 1e-9
+                ok[check[many]] = far.max(axis=1) + eps_b < limit[many]
+    np.put_along_axis(corr, cand, inside, axis=1)
+    return ok, corr
+
+
+def _lars_local(gram, cand, corr, lam, exact, zero_tol, opt_tol, max_steps):
+    """The homotopy of :func:`_lars_block` on each signal's own candidate atoms.
+
+    ``cand`` ``(n, K)`` are each signal's candidate atoms (increasing) and ``corr``
+    ``(n, K)`` their correlations with it; every signal has ``max(corr) >= lam``. The
+    steps, tolerances, tie and stopping rules are those of :func:`_lars_block`. The Gram
+    rows of the active atoms (over the candidates) are gathered when an atom joins, and
+    the equiangular direction comes from the inverse of the active Gram block, bordered
+    when an atom joins and downdated when one leaves (on the real dictionaries the codes
+    agree with :func:`_lars_block`'s fresh solve at every step to 1e-11). The active
+    correlations all equal the multiplier, which stays above ``opt_tol > 0`` while a path
+    runs, so their signs (the right-hand side) are all +1.
+
+    Returns a dict of ``(n, K)`` local codes: ``codes`` at the stop, and for the reference
+    stop ``w_lam`` (on the path at ``lam``) and ``w_start`` (the start of the last step, at
+    multiplier ``level_start``), with ``unorm`` (the norm of the equiangular vector on the
+    segment through ``lam``) and ``lam_end``.
+    """
+    n, k = corr.shape
+    out = {"codes": np.zeros((n, k)), "lam_end": np.zeros(n)}
+    if not exact:
+        out.update(w_lam=np.zeros((n, k)), w_start=np.zeros((n, k)),
+                   level_start=np.zeros(n), unorm=np.zeros(n))
+    flat = gram.reshape(-1)
+    n_atoms = gram.shape[0]
+    ids = np.arange(n)
+    first = corr.argmax(axis=1)
+    lam0 = corr[ids, first]
+    rows_g = np.take(flat, (cand[ids, first] * n_atoms)[:, None] + cand)[:, None, :]
+    state = _State(active=first[:, None].copy(), used=np.ones((n, 1), dtype=bool),
+                   coef=np.zeros((n, 1)), rows_g=rows_g,
+                   inverse=1.0 / rows_g[ids, :, first][:, :, None])
+    excluded = np.zeros((n, k), dtype=bool)
+    # Atoms tied with the first one within zero_tol start active too.
+    pending = np.abs(corr - lam0[:, None]) < zero_tol
+    pending[ids, first] = False
+    tied = np.flatnonzero(pending.any(axis=1))
+    any_excluded = bool(tied.size) and _grow(flat, n_atoms, cand, state, excluded, tied,
+                                              pending[tied], zero_tol)
+    recorded = np.zeros(n, dtype=bool)
+    steps = 0
+    while ids.size:
+        steps += 1
+        m = ids.size
+        rows = np.arange(m)
+        active = state.active
+        slot = state.used
+        direction = state.direction()
+        moves = np.einsum("mw,mwk->mk", direction, state.rows_g)
+        level = corr[rows, active[rows, slot.argmax(axis=1)]]
+        moving = slot & (np.abs(direction) > zero_tol)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cross = np.where(moving, -state.coef / np.where(moving, direction, 1.0), np.inf)
+            join = (level[:, None] - corr) / (1.0 - moves + 1e-12)
+        cross[~(cross > zero_tol)] = np.inf
+        drop_slot = cross.argmin(axis=1)
+        gamma_drop = cross[rows, drop_slot]
+        join[~(join >= zero_tol)] = np.inf
+        r_act, s_act = np.nonzero(slot)
+        join[r_act, active[r_act, s_act]] = np.inf
+        if any_excluded:
+            join[excluded] = np.inf
+        newcomer = join.argmin(axis=1)
+        gamma_join = join[rows, newcomer]
+        gamma = np.minimum(gamma_join, gamma_drop)
+        # Nothing left to join or drop: the path ends at the least-squares fit (lam' = 0).
+        gamma = np.where(np.isfinite(gamma), gamma, level)
+        if exact:
+            cut = level - gamma < lam
+            gamma = np.where(cut, level - lam, gamma)
+        else:
+            crossing = ~recorded & (level - gamma <= lam)
+            if crossing.any():
+                c = np.flatnonzero(crossing)
+                to_lam = np.clip(level[c] - lam, 0.0, gamma[c])
+                _scatter(out["w_lam"], ids[c], active[c], slot[c],
+                         state.coef[c] + to_lam[:, None] * direction[c])
+                out["unorm"][ids[c]] = np.sqrt(np.maximum(direction[c].sum(axis=1), 0.0))
+                recorded |= crossing
+        new_coef = state.coef + gamma[:, None] * direction
+        corr -= gamma[:, None] * moves
+        # SparseLab tests the multiplier from before the step ("reference"); "exact" has cut
+        # the step at lam instead.
+        finished = (level - gamma < opt_tol) | (steps >= max_steps)
+        finished |= cut if exact else (level <= lam)
+        if finished.any():
+            done = np.flatnonzero(finished)
+            _scatter(out["codes"], ids[done], active[done], slot[done], new_coef[done])
+            out["lam_end"][ids[done]] = level[done] - gamma[done]
+            if not exact:
+                _scatter(out["w_start"], ids[done], active[done], slot[done],
+                         state.coef[done])
+                out["level_start"][ids[done]] = level[done]
+        state.coef = new_coef
+        keep = ~finished
+        if not keep.all():
+            state.keep(keep)
+            ids, corr, cand, recorded = ids[keep], corr[keep], cand[keep], recorded[keep]
+            if any_excluded:
+                excluded = excluded[keep]
+            join, gamma_join, gamma_drop, drop_slot = (
+                join[keep], gamma_join[keep], gamma_drop[keep], drop_slot[keep])
+        adding = np.flatnonzero(gamma_join <= gamma_drop)
+        dropping = np.flatnonzero(gamma_drop <= gamma_join)
+        if adding.size:
+            # Every atom that reaches the multiplier at this step joins (ties within
+            # zero_tol, as SparseLab's newIndices), in the order of their indices.
+            pending = np.abs(join[adding] - gamma_join[adding, None]) < zero_tol
+            any_excluded |= _grow(flat, n_atoms, cand, state, excluded, adding, pending,
+                                  zero_tol)
+        if dropping.size:
+            state.drop(dropping, drop_slot[dropping])
+            if any_excluded:
+                excluded[dropping] = False  # SparseLab resets its collinear list on removal
+    return out
+
+
+class _State:
+    """Active sets of a stack of local homotopies, in slots of a common width.
+
+    ``used`` marks the occupied slots, ``active`` maps a slot to its candidate index and
+    ``coef`` holds the coefficients; ``rows_g`` the Gram rows of the active atoms over the
+    candidates and ``inverse`` the inverse of the active Gram block, zero outside the used
+    slots. A leaving atom frees its slot (no reordering); a joining one takes the first
+    free slot. Slot order only decides which active correlation stands for the multiplier
+    (all are equal to round-off).
+    """
+
+    def __init__(self, active, used, coef, rows_g, inverse):
+        self.active, self.used, self.coef = active, used, coef
+        self.rows_g, self.inverse = rows_g, inverse
+
+    def direction(self):
+        """``G_AA^-1 1`` on the used slots (zero on the others)."""
+        return self.inverse.sum(axis=2)
+
+    def keep(self, keep):
+        for name in ("active", "used", "coef", "rows_g", "inverse"):
+            setattr(self, name, getattr(self, name)[keep])
+
+    def widen(self, more):
+        self.active = np.pad(self.active, ((0, 0), (0, more)))
+        self.used = np.pad(self.used, ((0, 0), (0, more)))
+        self.coef = np.pad(self.coef, ((0, 0), (0, more)))
+        self.rows_g = np.pad(self.rows_g, ((0, 0), (0, more), (0, 0)))
+        self.inverse = np.pad(self.inverse, ((0, 0), (0, more), (0, more)))
+
+    def drop(self, rows, drop_slot):
+        """Free slot ``drop_slot`` of each of ``rows``.
+
+        The inverse of the remaining block is the Schur-complement downdate
+        ``B - B[:, p] B[p, :] / B[p, p]`` of the current one, with row and column ``p``
+        zeroed.
+        """
+        r = np.arange(rows.size)
+        inv = self.inverse[rows]
+        column = inv[r, :, drop_slot]
+        inv -= column[:, :, None] * (inv[r, drop_slot, :] / column[r, drop_slot, None])[:, None]
+        inv[r, drop_slot, :] = 0.0
+        inv[r, :, drop_slot] = 0.0
+        self.inverse[rows] = inv
+        self.used[rows, drop_slot] = False
+        self.coef[rows, drop_slot] = 0.0
+
+
+def _scatter(target, rows, active, slot, values):
+    """``target[rows, active] = values`` on the used slots (local dense codes)."""
+    r, s = np.nonzero(slot)
+    target[rows[r], active[r, s]] = values[r, s]
+
+
+def _grow(flat, n_atoms, cand, state, excluded, rows, pending, zero_tol):
+    """:func:`_join` on local candidates: append the ``pending`` atoms of ``rows``.
+
+    ``pending`` ``(len(rows), K)`` marks the atoms joining each of ``rows``; they are
+    appended lowest index first, with their Gram rows over the candidates, the active
+    block and its inverse bordered. An atom with ``g_jj - g_Aj' G_AA^-1 g_Aj <= zero_tol``
+    (in the span of the active ones; SparseLab's Cholesky-update test) is marked in
+    ``excluded`` instead (in place). Returns whether any atom was excluded.
+    """
+    hit = False
+    while rows.size:
+        atom = pending.argmax(axis=1)
+        slot = state.used[rows]
+        g_new = np.take(flat, (cand[rows, atom] * n_atoms)[:, None] + cand[rows])  # (r, K)
+        r = np.arange(rows.size)
+        g_aj = np.where(slot, g_new[r[:, None], state.active[rows]], 0.0)
+        u = np.einsum("rij,rj->ri", state.inverse[rows], g_aj)
+        s = g_new[r, atom] - np.einsum("ri,ri->r", g_aj, u)
+        collinear = s <= zero_tol
+        if collinear.any():
+            hit = True
+            excluded[rows[collinear], atom[collinear]] = True
+        fine = np.flatnonzero(~collinear)
+        joining = rows[fine]
+        if joining.size:
+            if state.used[joining].all(axis=1).any():
+                more = 4  # a few slots at once: each widening copies the state
+                state.widen(more)
+                u, g_aj = (np.pad(a, ((0, 0), (0, more))) for a in (u, g_aj))
+            at = (~state.used[joining]).argmax(axis=1)  # the first free slot
+            u, s, g_aj = u[fine], s[fine], g_aj[fine]
+            # Bordering: [[B + u u'/s, -u/s], [-u'/s, 1/s]] with the newcomer in slot ``at``
+            # (u is zero there: the inverse is zero on unused slots).
+            v = u / s[:, None]
+            if joining.size * 2 >= state.used.shape[0]:  # most rows: update all in place
+                u_all = np.zeros((state.used.shape[0], u.shape[1]))
+                v_all = np.zeros_like(u_all)
+                u_all[joining], v_all[joining] = u, v
+                state.inverse += u_all[:, :, None] * v_all[:, None, :]
+            else:
+                state.inverse[joining] += u[:, :, None] * v[:, None, :]
+            state.inverse[joining, at, :] = -v
+            state.inverse[joining, :, at] = -v
+            state.inverse[joining, at, at] = 1.0 / s
+            state.rows_g[joining, at] = g_new[fine]
+            state.active[joining, at] = atom[fine]
+            state.coef[joining, at] = 0.0
+            state.used[joining, at] = True
+        pending[r, atom] = False
+        more_left = pending.any(axis=1)
+        rows, pending = rows[more_left], pending[more_left]
+    return hit
 
 
 # -------------------------------------------------------------------------------- training
