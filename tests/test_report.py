@@ -728,3 +728,11 @@ def test_the_automatic_region_is_where_outputs_differ_else_where_they_are_wrong(
     # The square stays inside the scored area (scale pixels off every border).
     x, y, w, h = choose_region([base], scale=4, side=200)
     assert x >= 4 and y >= 4 and x + w <= 156 and y + h <= 116
+
+
+def test_every_shown_method_has_its_description_and_paper(tmp_path):
+    html = _write(tmp_path, _cell("anr", "Set5", 2, 35.0) + [_synthetic("gone_plugin", "Gone", "Set5", 2, "baby", 30.0)])
+    methods = _between(html, "methods", "sources")
+    assert "Anchored Neighborhood Regression (Timofte et al., ICCV 2013)." in methods
+    assert "R. Timofte, V. De Smet, L. Van Gool, Anchored neighborhood regression" in methods
+    assert "Gone</td>" in methods and "not registered now" in methods

@@ -333,6 +333,8 @@ class ReportData:
     #: match no result).
     figure_notes: list[str] = field(default_factory=list)
     efficiency: list[EfficiencyTable] = field(default_factory=list)
+    #: The shown methods: description and paper.
+    methods: list[MethodInfo] = field(default_factory=list)
     #: What a published site's reproduce page says (filled by ``write_site``).
     reproduce: dict[str, Any] = field(default_factory=dict)
 
@@ -343,6 +345,38 @@ class ReportData:
 
     def sections_of(self, protocol: str) -> list[Section]:
         return [s for s in self.sections if s.protocol == protocol]
+
+
+@dataclass
+class MethodInfo:
+    """What a shown method is: its description and paper (from the method's class)."""
+
+    method: str
+    label: str
+    description: str = ""
+    citation: str = ""
+
+
+def method_infos(methods: list[tuple[str, str]]) -> list[MethodInfo]:
+    """One row per shown method (variants share their method's text); a method that is not
+    registered now (a plugin not loaded) gets its label only."""
+    from srbench.method import MethodError
+    from srbench.registry import get_registry
+
+    registry = get_registry()
+    rows = []
+    for method, label in methods:
+        info = MethodInfo(method, label)
+        try:
+            cls = registry.get(base_name(method))
+        except (MethodError, KeyError):
+            rows.append(info)
+            continue
+        doc = (cls.__doc__ or "").strip().split("\n\n")[0]
+        doc = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", " ".join(doc.split())).replace("``", "")
+        info.description, info.citation = doc, cls.citation or ""
+        rows.append(info)
+    return rows
 
 
 @dataclass
@@ -630,6 +664,7 @@ def build_report_data(
         pivots=summary_pivots(results_frame(results, runs), method_order),
         colours=colour_map(ordered_methods),
         efficiency=efficiency_tables(sections, [p.name for p in infos]),
+        methods=method_infos([(m, next(r.label for r in results if r.method == m)) for m in ordered_methods]),
     )
 
 
