@@ -95,6 +95,37 @@ def test_nearest_atoms_are_the_largest_absolute_correlations():
     np.testing.assert_array_equal(got, [[1, 4], [0, 4]])
 
 
+def test_nearest_atoms_float32_selection_equals_float64():
+    # The partition runs on float32 magnitudes; correlations that only differ beyond
+    # float32 precision at the k-th place (a tie there) must still give the float64 set.
+    rng = np.random.default_rng(11)
+    corr = rng.standard_normal((500, 300))
+    corr[::7] *= 0.1
+    corr[::7, 5] = 2.0 * (1 + 1e-12)  # equal magnitudes in float32, ordered in float64
+    corr[::7, 9] = -2.0
+    assert np.float32(corr[0, 5]) == -np.float32(corr[0, 9])
+    for k in (1, 24, 299, 300):
+        expected = np.sort(np.argsort(-np.abs(corr), axis=1, kind="stable")[:, :k], axis=1)
+        np.testing.assert_array_equal(np.sort(nearest_atoms(corr, k), axis=1), expected)
+
+
+def test_batched_nnls_matches_scipy_on_neighbourhood_like_problems():
+    # 24 correlated unit columns in 30-d (a neighbourhood of dictionary atoms): passive sets
+    # of a dozen variables, several leaving on the way; the slot-based iterations must land
+    # on scipy's solution.
+    rng = np.random.default_rng(12)
+    base = rng.standard_normal((30, 6))
+    a = np.einsum("dj,njk->ndk", base, rng.standard_normal((400, 6, 24))) + 0.5 * (
+        rng.standard_normal((400, 30, 24)))
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    y = np.einsum("ndk,nk->nd", a, rng.standard_normal((400, 24))) + 0.1 * (
+        rng.standard_normal((400, 30)))
+    x = nnls(a, y)
+    expected = np.stack([scipy_nnls(a[i], y[i])[0] for i in range(len(a))])
+    assert ((x > 0).sum(axis=1) >= 8).mean() > 0.5
+    np.testing.assert_allclose(x, expected, atol=1e-8)
+
+
 @pytest.mark.parametrize("solver", ["lle", "nnls"])
 def test_ne_residuals_match_a_per_patch_loop(solver):
     rng = np.random.default_rng(5)

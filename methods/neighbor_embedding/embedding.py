@@ -24,11 +24,15 @@ _CHUNK = 2048
 
 
 def nearest_atoms(corr: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` atoms of largest ``|corr|`` per row, in no particular order.
+    """The ``k`` atoms of largest ``|corr|`` per row, in increasing order of atom index.
 
-    Neither LLE nor NNLS depends on the order of the neighbours, so a partial sort is
-    enough (equal correlations, the only case where the choice could differ from a full
-    sort, have probability zero for real features).
+    Neither LLE nor NNLS depends on the order of the neighbours, so a partition is
+    enough. It is done on float32 magnitudes (half the memory traffic), which select the
+    same set as float64 wherever exactly ``k`` of them reach the float32 ``k``-th largest
+    (rounding to float32 keeps the order, so a float64 neighbour cannot fall below a
+    non-neighbour); rows with a tie there are partitioned in float64. Equal float64
+    correlations, the only case where the choice is arbitrary, have probability zero for
+    real features.
 
     Parameters
     ----------
@@ -39,10 +43,22 @@ def nearest_atoms(corr: np.ndarray, k: int) -> np.ndarray:
     -------
     ndarray of int64, shape (n, k)
     """
-    k = min(int(k), corr.shape[1])
-    if k == corr.shape[1]:
+    n, n_atoms = corr.shape
+    k = min(int(k), n_atoms)
+    if k == n_atoms:
         return np.broadcast_to(np.arange(k), corr.shape).copy()
-    return np.argpartition(-np.abs(corr), k - 1, axis=1)[:, :k]
+    size = corr.astype(np.float32)  # |round(x)| = round(|x|)
+    np.abs(size, out=size)
+    threshold = np.partition(size, n_atoms - k, axis=1)[:, n_atoms - k]
+    mask = size >= threshold[:, None]
+    plain = np.count_nonzero(mask, axis=1) == k
+    out = np.empty((n, k), dtype=np.int64)
+    out[plain] = np.nonzero(mask[plain])[1].reshape(-1, k)
+    if not plain.all():
+        tied = np.flatnonzero(~plain)
+        out[tied] = np.sort(np.argpartition(-np.abs(corr[tied]), k - 1, axis=1)[:, :k],
+                            axis=1)
+    return out
 
 
 def lle_weights(
@@ -77,7 +93,10 @@ def lle_weights(
     corr = np.asarray(corr, dtype=np.float64)
     sq_norm = np.asarray(sq_norm, dtype=np.float64)
     k = gram.shape[-1]
-    cov = gram - corr[:, :, None] - corr[:, None, :] + sq_norm[:, None, None]
+    # In place, in the order of gram - c 1' - 1 c' + ||y||^2 (the same rounding).
+    cov = gram - corr[:, :, None]
+    cov -= corr[:, None, :]
+    cov += sq_norm[:, None, None]
     trace = np.trace(cov, axis1=1, axis2=2)
     ridge = np.where(trace == 0.0, reg, reg * trace)
     diag = np.arange(k)
@@ -120,19 +139,25 @@ def ne_residuals(
     """
     if solver not in ("lle", "nnls"):
         raise ValueError(f"unknown neighbour-embedding solver {solver!r}")
+    from scipy.sparse import csr_matrix
+
     Dl = np.asarray(Dl, dtype=np.float64)
-    n = y.shape[0]
+    n, n_atoms = y.shape[0], Dl.shape[1]
     out = np.empty((n, DhT.shape[1]), dtype=np.float32)
     for start in range(0, n, chunk):
         yc = np.asarray(y[start : start + chunk], dtype=np.float64)
         corr = yc @ Dl  # (m, n_atoms), double as the reference code
         idx = nearest_atoms(corr, k)
-        rows = np.arange(yc.shape[0])[:, None]
-        sub_gram = gram[idx[:, :, None], idx[:, None, :]]
-        sub_corr = corr[rows, idx]
+        m, kk = idx.shape
+        # Gathers through flat indices (a single take, not a 2-D fancy index).
+        sub_gram = np.take(gram.reshape(-1), idx[:, :, None] * n_atoms + idx[:, None, :])
+        sub_corr = np.take_along_axis(corr, idx, axis=1)
         if solver == "lle":
             w = lle_weights(sub_gram, sub_corr, np.einsum("nd,nd->n", yc, yc))
         else:
             w = nnls_gram(sub_gram, sub_corr)
-        out[start : start + chunk] = np.einsum("nk,nkp->np", w, DhT[idx])
+        # sum_j w_j Dh_j as a sparse product: no (m, K, p) stack of gathered atoms.
+        weights = csr_matrix((w.ravel(), idx.ravel(), np.arange(0, m * kk + 1, kk)),
+                             shape=(m, n_atoms))
+        out[start : start + chunk] = weights @ DhT
     return out

@@ -4,12 +4,13 @@ NE+NNLS solves one small NNLS problem per test patch (24 unknowns, some tens of 
 tens of thousands of them per image. A Python loop over :func:`scipy.optimize.nnls` would
 spend its time in call overhead, so this module runs the active-set algorithm on a whole
 stack of problems at once: every iteration adds one variable to (or removes some from) the
-passive set of every unfinished problem and re-solves all of them with one batched
-``np.linalg.solve``. Problems that have converged drop out of the working set.
+passive set of every unfinished problem and re-solves all of them through the inverses of
+their passive Gram blocks, bordered and downdated as variables enter and leave. Problems
+that have converged drop out of the working set.
 
 The problems are given through their normal equations (``G = A^T A``, ``b = A^T y``). That
 is what the NE methods have at hand anyway (the Gram matrix of the dictionary atoms and the
-correlations used to pick the neighbours), and it makes a masked solve a plain square solve.
+correlations used to pick the neighbours).
 """
 
 from __future__ import annotations
@@ -19,31 +20,26 @@ import numpy as np
 __all__ = ["nnls", "nnls_gram"]
 
 
-def _masked_inverse(gram: np.ndarray, passive: np.ndarray) -> np.ndarray:
-    """Inverse of the passive block of every Gram matrix, embedded in zeros.
+def _drop(inverse: np.ndarray, leaving: np.ndarray) -> np.ndarray:
+    """Remove the ``leaving`` variables from each passive inverse (embedded in zeros).
 
-    Rows and columns of inactive variables are replaced by the identity so one square
-    inversion per problem gives ``inv(G[P, P])`` without gathering variable-size blocks;
-    the identity part is then zeroed again.
+    Each removal is the Schur-complement downdate ``B - B[:, p] B[p, :] / B[p, p]`` with
+    row and column ``p`` then zeroed: the inverse of the passive block without ``p``, as a
+    fresh inversion would give it, in ``O(k^2)`` per variable.
     """
-    both = passive[:, :, None] & passive[:, None, :]
-    system = np.where(both, gram, 0.0)
-    k = gram.shape[-1]
-    diag = np.arange(k)
-    system[:, diag, diag] = np.where(passive, gram[:, diag, diag], 1.0)
-    try:
-        inverse = np.linalg.inv(system)
-    except np.linalg.LinAlgError:
-        # An exactly singular passive block cannot occur in exact arithmetic (a variable
-        # only enters with a positive dual, i.e. from outside the span of the others) but
-        # can in floating point; the pseudo-inverse keeps the batch going.
-        inverse = np.linalg.pinv(system)
-    inverse[~both] = 0.0
+    leaving = leaving.copy()
+    while leaving.any():
+        rows = np.flatnonzero(leaving.any(axis=1))
+        p = leaving[rows].argmax(axis=1)
+        r = np.arange(rows.size)
+        block = inverse[rows]
+        column = block[r, :, p]
+        block -= column[:, :, None] * (block[r, p, :] / column[r, p, None])[:, None, :]
+        block[r, p, :] = 0.0
+        block[r, :, p] = 0.0
+        inverse[rows] = block
+        leaving[rows, p] = False
     return inverse
-
-
-def _matvec(matrices: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    return np.matmul(matrices, vectors[..., None])[..., 0]
 
 
 def nnls_gram(
@@ -81,9 +77,10 @@ def nnls_gram(
     towards it as far as feasibility allows and move the variables that hit zero back out.
 
     The passive-set solves use the inverse of the passive Gram block, kept up to date with
-    the bordering (Schur complement) formula when a variable enters: a few ``O(k^2)``
-    array operations per iteration for the whole batch instead of a fresh ``O(k^3)``
-    factorisation per problem. The rarer removals re-invert the affected blocks.
+    the bordering (Schur complement) formula when a variable enters and downdated when one
+    leaves: a few ``O(p k)`` array operations per iteration for the whole batch (``p``
+    passive variables, kept in slots, :func:`_lawson_hanson`) instead of a fresh
+    ``O(p^3)`` factorisation per problem.
     """
     gram = np.asarray(gram, dtype=np.float64)
     rhs = np.asarray(rhs, dtype=np.float64)
@@ -106,58 +103,92 @@ def nnls_gram(
     tol = np.broadcast_to(np.asarray(tol, dtype=np.float64), (n,)).copy()
     max_iter = 3 * k if max_iter is None else int(max_iter)
 
-    # Working copies of the unfinished problems. A finished problem is written back to x
-    # and frozen (live = False); the copies are compacted only when at least half of them
-    # are frozen, since gathering the (n, k, k) stacks costs more than an iteration.
-    todo = np.arange(n)
-    g, b, t = gram, rhs, tol
-    xs = np.zeros((n, k))
-    ps = np.zeros((n, k), dtype=bool)
-    inv = np.zeros((n, k, k))
-    live = np.ones(n, dtype=bool)
+    return _lawson_hanson(gram, rhs, tol, max_iter)
+
+
+def _lawson_hanson(gram, rhs, tol, max_iter):
+    """The active-set iterations of :func:`nnls_gram` on passive sets kept in slots.
+
+    Each unfinished problem keeps its passive variables in ``width`` slots (``width`` the
+    largest passive set so far, a dozen or so of the 24 variables in NE+NNLS): their
+    indices, values, rows of the Gram matrix and the inverse of their Gram block. An
+    iteration then costs ``O(width * k)`` per problem instead of ``O(k^2)``; a variable
+    that leaves frees its slot (the inverse is downdated, :func:`_drop`), one that enters
+    takes the first free slot (the inverse is bordered). The decisions are those of the
+    dense formulation, so the solutions agree to round-off.
+    """
+    n, k = rhs.shape
+    x = np.zeros((n, k))
     # Working through the Gram matrix squares the condition number, so a column closer
     # than ~3e-5 (relative) to the span of the passive ones is treated as dependent.
     tiny = 1e-9
+    ids = np.arange(n)
+    b, t = rhs, tol
+    width = min(k, 4)
+    slots = np.zeros((n, width), dtype=np.int64)
+    used = np.zeros((n, width), dtype=bool)
+    passive = np.zeros((n, k), dtype=bool)  # the same sets, by variable
+    xs = np.zeros((n, width))
+    b_s = np.zeros((n, width))  # b of the slots' variables
+    inv = np.zeros((n, width, width))
+    rows_g = np.zeros((n, width, k))
+
+    def finish(done):
+        r, s = np.nonzero(used[done])
+        x[ids[done][r], slots[done][r, s]] = xs[done][r, s]
+
     for _ in range(max_iter):
-        dual = b - _matvec(g, xs)
-        candidate = np.where(ps, -np.inf, dual)
-        best = np.argmax(candidate, axis=1)
-        rows = np.arange(todo.size)
+        m = ids.size
+        r = np.arange(m)
+        dual = b - np.einsum("mw,mwk->mk", xs, rows_g)
+        dual[passive] = -np.inf
+        best = np.argmax(dual, axis=1)
         # Border the passive inverse with the entering variable j:
         # u = inv(G_PP) g_Pj, s = g_jj - g_Pj . u, the squared distance of column j from
         # the span of the passive columns. A positive dual guarantees s > 0 in exact
         # arithmetic; a column that is numerically in the span ends the problem instead.
-        column = g[rows, :, best]
-        u = _matvec(inv, column)
-        g_jj = column[rows, best]
-        s = g_jj - np.einsum("ni,ni->n", column, u)
-        enter = live & (candidate[rows, best] > t) & (s > tiny * g_jj)
+        g_pj = np.where(used, rows_g[r, :, best], 0.0)
+        u = np.einsum("mij,mj->mi", inv, g_pj)
+        g_jj = gram[ids, best, best]
+        s = g_jj - np.einsum("mi,mi->m", g_pj, u)
+        enter = (dual[r, best] > t) & (s > tiny * g_jj)
         if not enter.all():
-            done = live & ~enter
-            x[todo[done]] = xs[done]
-            live &= enter
-            if not live.any():
-                break
-            if live.sum() * 2 <= live.size:
-                todo, g, b, t, xs, ps, inv, best, u, s, live = (
-                    a[live] for a in (todo, g, b, t, xs, ps, inv, best, u, s, live)
-                )
-                rows = np.arange(todo.size)
-            # Frozen problems take a no-op step.
-            s = np.where(live, s, 1.0)
-            u = np.where(live[:, None], u, 0.0)
-        upd = u / s[:, None]
-        inv += u[:, :, None] * upd[:, None, :]
-        inv[rows, :, best] = np.where(live[:, None], -upd, inv[rows, :, best])
-        inv[rows, best, :] = np.where(live[:, None], -upd, inv[rows, best, :])
-        inv[rows, best, best] = np.where(live, 1.0 / s, inv[rows, best, best])
-        ps[rows, best] |= live
-        z = _matvec(inv, b)
+            finish(np.flatnonzero(~enter))
+            ids, b, t, slots, used, passive, xs, b_s, inv, rows_g, best, u, s = (
+                a[enter] for a in (ids, b, t, slots, used, passive, xs, b_s, inv, rows_g,
+                                   best, u, s))
+            if ids.size == 0:
+                return x
+            m = ids.size
+            r = np.arange(m)
+        if used.all(axis=1).any():  # a few more slots at once: widening copies the state
+            more = min(4, k - width)
+            width += more
+            slots = np.pad(slots, ((0, 0), (0, more)))
+            used = np.pad(used, ((0, 0), (0, more)))
+            xs = np.pad(xs, ((0, 0), (0, more)))
+            b_s = np.pad(b_s, ((0, 0), (0, more)))
+            inv = np.pad(inv, ((0, 0), (0, more), (0, more)))
+            rows_g = np.pad(rows_g, ((0, 0), (0, more), (0, 0)))
+            u = np.pad(u, ((0, 0), (0, more)))
+        at = np.argmax(~used, axis=1)  # the first free slot (u is zero there)
+        v = u / s[:, None]
+        inv += u[:, :, None] * v[:, None, :]
+        inv[r, at, :] = -v
+        inv[r, :, at] = -v
+        inv[r, at, at] = 1.0 / s
+        slots[r, at] = best
+        used[r, at] = True
+        passive[r, best] = True
+        xs[r, at] = 0.0
+        b_s[r, at] = b[r, best]
+        rows_g[r, at] = gram[ids, best]
+        z = np.einsum("mij,mj->mi", inv, b_s)
         # Inner loop: while some passive entry of the unconstrained solution is not
         # positive, step from x towards z until the first entry reaches zero and drop the
         # entries that did (only the still-infeasible problems take part).
         for _ in range(k + 1):
-            bad = ps & (z <= 0.0) & live[:, None]
+            bad = used & (z <= 0.0)
             sub = np.flatnonzero(bad.any(axis=1))
             if sub.size == 0:
                 break
@@ -169,14 +200,16 @@ def nnls_gram(
             ratio[np.isnan(ratio)] = 0.0
             alpha = ratio.min(axis=1, keepdims=True)
             xr = xr + alpha * (zr - xr)
-            pr = ps[sub] & ~(np.abs(xr) < t[sub, None])
-            xs[sub] = xr
-            ps[sub] = pr
-            inv[sub] = _masked_inverse(g[sub], pr)
-            z[sub] = _matvec(inv[sub], b[sub])
-        xs = np.where(live[:, None], np.where(ps, z, 0.0), xs)
-    else:
-        x[todo[live]] = xs[live]
+            leaving = used[sub] & (np.abs(xr) < t[sub, None])
+            xs[sub] = np.where(leaving, 0.0, xr)
+            inv[sub] = _drop(inv[sub], leaving)
+            used[sub] &= ~leaving
+            lr, ls = np.nonzero(leaving)
+            passive[sub[lr], slots[sub[lr], ls]] = False
+            b_s[sub[lr], ls] = 0.0
+            z[sub] = np.einsum("mij,mj->mi", inv[sub], b_s[sub])
+        xs = np.where(used, z, 0.0)
+    finish(np.arange(ids.size))
     return x
 
 
