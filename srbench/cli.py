@@ -804,7 +804,7 @@ def bench(
     )  # fmt: skip
     from srbench.report import write_report
 
-    index = write_report(out, store_path=store, methods=sorted(builtins), datasets=names)
+    index = write_report(out, store_path=store, methods=sorted(builtins), datasets=names, data_dir=data_dir)
     console.print(f"wrote {index} and {out / 'results.csv'}")
 
 

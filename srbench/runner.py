@@ -175,7 +175,8 @@ def _cpu_name() -> str:
 def _git_revision(root: Path | None = None) -> str:
     """``git describe --always --dirty`` of the checkout srbench runs from; "" outside one.
 
-    ``-dirty`` means tracked files differ from the commit (untracked files do not count).
+    ``-dirty`` means tracked files differ from the commit (untracked files do not count, nor
+    changes under ``reports/``, which ``make bench`` itself rewrites after every run).
     ``root`` is the folder that must be the checkout's top (srbench's own, by default).
     """
     root = (root or Path(__file__).resolve().parents[1]).resolve()
@@ -190,7 +191,11 @@ def _git_revision(root: Path | None = None) -> str:
         top = git("rev-parse", "--show-toplevel")
         if top.returncode != 0 or Path(top.stdout.strip()).resolve() != root:
             return ""
-        return git("describe", "--always", "--dirty", "--abbrev=12").stdout.strip()
+        described = git("describe", "--always", "--abbrev=12").stdout.strip()
+        # A changed reports/ is what `make bench` writes: it changes nothing that ran.
+        changed = git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no",
+                      "--", ".", ":(exclude)reports")  # fmt: skip
+        return f"{described}-dirty" if described and changed.stdout.strip() else described
     except (OSError, subprocess.SubprocessError):
         return ""
 

@@ -160,6 +160,14 @@ def test_git_revision_is_marked_dirty_and_ignores_other_projects(tmp_path):
     assert clean and head.startswith(clean) and not clean.endswith("-dirty")
     (repo / "untracked.txt").write_text("x")
     assert _git_revision(repo) == clean, "untracked files do not make the tree dirty"
+    # What `make bench` rewrites (reports/) does not make the tree dirty; code does.
+    (repo / "reports").mkdir()
+    (repo / "reports" / "index.html").write_text("r")
+    git("add", "-A")
+    git("commit", "-q", "-m", "r")
+    clean = _git_revision(repo)
+    (repo / "reports" / "index.html").write_text("rewritten by make bench")
+    assert _git_revision(repo) == clean
     (repo / "a.txt").write_text("two")
     assert _git_revision(repo) == f"{clean}-dirty"
     # An srbench installed in a folder inside some other checkout is not that checkout's code.
