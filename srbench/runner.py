@@ -365,6 +365,14 @@ class _Inputs:
     def __init__(self, pixels: np.ndarray, scale: int, protocol: Protocol) -> None:
         self._pixels, self._scale, self._protocol = pixels, scale, protocol
         self._pair: tuple[np.ndarray, np.ndarray] | None = None
+        #: Cells still to use these inputs; at zero the HR and LR images are let go, so a
+        #: run holds only the images it is working on, not the whole suite's.
+        self.users = 0
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users <= 0:
+            self._pair = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -380,6 +388,11 @@ class _Inputs:
 
     def method_input(self, channels: str) -> np.ndarray:
         return self._protocol.method_input(self.get()[1], channels)
+
+
+def _release(cell: _Cell) -> None:
+    if cell.inputs is not None:
+        cell.inputs.release()
 
 
 @dataclass
@@ -509,6 +522,8 @@ class Runner:
                             cls.name, freeze(settings), device, plugins + self._origin(cls),
                             tuple(config.models), cls.version,
                         )  # fmt: skip
+                        if inputs is not None:
+                            inputs.users += 1
                         cells.append(_Cell(result, inputs, method, cls.name, settings, spec, cls.channels))
         return cells, summary
 
@@ -539,6 +554,7 @@ class Runner:
         for cell in cells:
             if cell.result.key in cached:
                 summary.cached += 1
+                _release(cell)
             else:
                 todo.append(cell)
         if todo:
@@ -556,6 +572,7 @@ class Runner:
             for cell in todo:
                 if cell.result.status != "ok":
                     self._finish(cell.result, summary, bar)
+                    _release(cell)
             if config.executor == "dask":
                 self._run_pool(ready, config, summary, bar, dask=True)
             elif config.jobs > 1:
@@ -610,6 +627,7 @@ class Runner:
                 except Exception as exc:  # noqa: BLE001 - record the failure, run the rest
                     result.status, result.error = "failed", _describe(exc)
                 self._finish(result, summary, bar)
+                _release(cell)
 
     def _score(self, cell: _Cell, outcome: Mapping[str, Any], protocol: Protocol, keep: bool) -> None:
         """Score a worker's output here, where the HR image is, and keep its measurements."""
@@ -627,51 +645,60 @@ class Runner:
     def _run_pool(
         self, cells: list[_Cell], config: RunConfig, summary: RunSummary, bar: Any, *, dask: bool
     ) -> None:
+        """Cells side by side in a process pool or on Dask, a few at a time.
+
+        Only ``2 * jobs`` cells are in flight (Dask: ``4 * jobs``): every task carries an
+        input image and brings back an HR-sized output, and submitting the whole standard
+        suite at once would hold all of them in memory at the end.
+        """
         self._protocol = get_protocol(config.protocol)
         self._keep_outputs = config.save_outputs
-        tasks = []
-        for cell in cells:
+
+        def task(cell: _Cell) -> dict:
             assert cell.inputs is not None
-            tasks.append(
-                {
-                    "spec": cell.spec, "x": cell.inputs.method_input(cell.channels),
-                    "scale": cell.result.scale, "repeat": config.repeat, "environment": dask,
-                }
-            )  # fmt: skip
+            return {
+                "spec": cell.spec, "x": cell.inputs.method_input(cell.channels),
+                "scale": cell.result.scale, "repeat": config.repeat, "environment": dask,
+            }  # fmt: skip
+
         if dask:
             try:
-                from dask.distributed import Client, as_completed
+                from dask.distributed import Client, wait
             except ImportError:
                 raise RunError("--executor dask needs dask[distributed]: pip install 'srbench-sisr[dask]'") from None
             if not config.scheduler:
                 raise RunError("--executor dask needs --scheduler ADDRESS")
             with Client(config.scheduler) as client:
-                futures = {client.submit(_worker_cell, t, pure=False): c for t, c in zip(tasks, cells, strict=True)}
-                pending = dict(futures)  # Dask runs them roughly in submission order too
-                if pending:
-                    self._working(bar, next(iter(pending.values())), "waiting on")
-                for future in as_completed(futures):
-                    pending.pop(future)
-                    self._apply(futures[future], future.result(), summary, bar)
-                    if pending:
-                        self._working(bar, next(iter(pending.values())), "waiting on")
+                self._drain(cells, lambda c: client.submit(_worker_cell, task(c), pure=False),
+                            lambda fs: wait(fs, return_when="FIRST_COMPLETED").done, 4 * config.jobs, summary, bar)  # fmt: skip
             return
-        from concurrent.futures import ProcessPoolExecutor, as_completed as done
         import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor
+        from concurrent.futures import wait as wait_any
 
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(config.jobs, mp_context=context, initializer=_worker_init) as pool:
-            futures = {pool.submit(_worker_cell, t): c for t, c in zip(tasks, cells, strict=True)}
+            self._drain(cells, lambda c: pool.submit(_worker_cell, task(c)),
+                        lambda fs: wait_any(fs, return_when=FIRST_COMPLETED).done, 2 * config.jobs, summary, bar)  # fmt: skip
+
+    def _drain(self, cells, submit, first_done, window: int, summary: RunSummary, bar: Any) -> None:
+        """Keep ``window`` cells submitted, apply each as it finishes, then let it go."""
+        queue = iter(cells)
+        in_flight: dict[Any, _Cell] = {}
+        for cell in queue:
+            in_flight[submit(cell)] = cell
+            if len(in_flight) >= window:
+                break
+        while in_flight:
             # The pool takes cells in submission order, so the oldest unfinished one is being
             # computed now; it is what the bar names while the workers are busy.
-            pending = dict(futures)
-            if pending:
-                self._working(bar, next(iter(pending.values())), "waiting on")
-            for future in done(futures):
-                pending.pop(future)
-                self._apply(futures[future], future.result(), summary, bar)
-                if pending:
-                    self._working(bar, next(iter(pending.values())), "waiting on")
+            self._working(bar, next(iter(in_flight.values())), "waiting on")
+            for future in first_done(list(in_flight)):
+                cell = in_flight.pop(future)
+                self._apply(cell, future.result(), summary, bar)
+                following = next(queue, None)
+                if following is not None:
+                    in_flight[submit(following)] = following
 
     def _apply(self, cell: _Cell, outcome: dict, summary: RunSummary, bar: Any) -> None:
         result = cell.result
@@ -684,6 +711,7 @@ class Runner:
             except Exception as exc:  # noqa: BLE001 - a wrong output fails its cell only
                 result.status, result.error = "failed", _describe(exc)
         self._finish(result, summary, bar)
+        _release(cell)
 
     def _run_for(self, environment: Mapping[str, Any]) -> str | None:
         """The id of the run record for a cell computed where ``environment`` says.
