@@ -86,4 +86,10 @@ def pixel_hash(image: np.ndarray) -> str:
 def write_image(path: str | Path, image: np.ndarray) -> None:
     from PIL import Image
 
-    Image.fromarray(np.ascontiguousarray(image)).save(path)
+    picture = Image.fromarray(np.ascontiguousarray(image))
+    if Path(path).suffix.lower() == ".png":
+        # Lossless either way; zlib's fastest level writes a 4000x3200 PNG about 5x sooner
+        # than PIL's default for a file about 15% larger.
+        picture.save(path, compress_level=1)
+    else:
+        picture.save(path)

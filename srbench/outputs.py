@@ -47,7 +47,8 @@ def save_output(store_path: str | Path, image: np.ndarray) -> str:
 def _write_png(path: Path, image: np.ndarray) -> None:
     from PIL import Image
 
-    Image.fromarray(image).save(path, format="PNG")
+    # zlib's fastest level: still lossless, and the save stays a small part of each cell.
+    Image.fromarray(image).save(path, format="PNG", compress_level=1)
 
 
 def load_output(store_path: str | Path, digest: str) -> np.ndarray:
