@@ -87,7 +87,9 @@ def test_bsd100_offline_without_a_copy_fails_fast_in_one_line(tmp_path, isolated
         f"cache {Path(env['SRBENCH_CACHE']) / 'datasets'}; the download failed: the Hugging Face hub is not "
         f"reachable (offline?); put its images (100 images, img_001 ... img_100) in {data / 'BSD100'}/"
     )
-    assert seconds < 2.0, f"{seconds:.2f} s (interpreter start included)"
+    # Not a speed test (that figure, about 1 s, is measured by hand): the bound only catches a
+    # run that waits on the network or retries, and stays loose for a loaded CI machine.
+    assert seconds < 10.0, f"{seconds:.2f} s (interpreter start included)"
     assert not (Path(env["SRBENCH_CACHE"]) / "datasets" / "BSD100").exists()
 
 
