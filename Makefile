@@ -22,11 +22,12 @@ install: $(STAMP)
 
 # setuptools cautions about every editable install of a package-dir mapping
 # (srbench._methods lives in methods/); the install is as intended, so that note is muted.
+# A venv made before the distribution was renamed (srbench -> srbench-sisr) still holds the
+# old one: it is removed first.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# A venv made before the distribution was renamed still holds the old one.
-	$(BIN)/python -m pip uninstall --quiet --yes srbench 2>/dev/null || true
+	@$(BIN)/python -m pip uninstall --quiet --yes srbench 2>/dev/null || true
 	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
