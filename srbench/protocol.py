@@ -9,18 +9,13 @@ method, then metrics on uint8-rounded luminance with ``scale`` pixels shaved per
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 __all__ = [
-    "DEFAULT_PROTOCOL",
-    "PROTOCOLS",
-    "Protocol",
     "cubic",
     "degrade",
-    "get_protocol",
     "imresize",
     "modcrop",
     "rgb2ycbcr",
@@ -222,17 +217,6 @@ def shave(image: np.ndarray, border: int) -> np.ndarray:
     return image[border:-border, border:-border, ...]
 
 
-@dataclass(frozen=True)
-class Protocol:
-    """A named evaluation protocol; its name is stored with every result."""
-
-    name: str
-    description: str
-
-    def degrade(self, hr: np.ndarray, scale: int) -> np.ndarray:
-        return degrade(hr, scale)
-
-
 def degrade(hr: np.ndarray, scale: int) -> np.ndarray:
     """Make the LR input for an HR luminance image (default ``matlab`` protocol).
 
@@ -246,20 +230,3 @@ def degrade(hr: np.ndarray, scale: int) -> np.ndarray:
         raise ValueError(f"image of shape {hr.shape} is not modcropped to scale {scale}")
     unit = hr.astype(np.float32) / 255.0 if hr.dtype == np.uint8 else hr.astype(np.float32)
     return imresize(unit, 1.0 / scale)
-
-
-DEFAULT_PROTOCOL = Protocol(
-    name="matlab",
-    description=(
-        "Y of MATLAB rgb2ycbcr (uint8), modcrop(scale), LR = float MATLAB bicubic imresize "
-        "by 1/scale; PSNR/SSIM on uint8 Y, scale pixels shaved per border"
-    ),
-)
-PROTOCOLS = {DEFAULT_PROTOCOL.name: DEFAULT_PROTOCOL}
-
-
-def get_protocol(name: str) -> Protocol:
-    try:
-        return PROTOCOLS[name]
-    except KeyError:
-        raise ValueError(f"unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}") from None
