@@ -109,7 +109,7 @@ def results_frame(
     frame = pd.DataFrame(rows, columns=RESULT_COLUMNS + RUN_COLUMNS)
     for name in _NULLABLE_INTEGERS:
         frame[name] = pd.array([None if pd.isna(v) else int(v) for v in frame[name]], dtype="Int64")
-    for name in ("psnr", "ssim", "seconds", "peak_mb", "created"):
+    for name in ("psnr", "ssim", "seconds", "seconds_min", "seconds_max", "peak_mb", "created"):
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     frame["scale"] = frame["scale"].astype("int64")
     frame["run_started"] = pd.to_datetime(frame["run_started"], unit="s", utc=True)

@@ -638,6 +638,9 @@ class Runner:
         if keep and self.store.path is not None:
             result.output = save_output(self.store.path, image)
         result.seconds = outcome["seconds"]
+        # The spread of the repeated calls; a Dask worker running an older srbench does not send it.
+        result.seconds_min = outcome.get("seconds_min")
+        result.seconds_max = outcome.get("seconds_max")
         result.peak_mb = outcome.get("peak_mb")
         result.parameters = outcome.get("parameters")
         result.macs = outcome.get("macs")

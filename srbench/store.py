@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import time
@@ -40,7 +41,9 @@ __all__ = [
 #: 3. ``results.peak_mb``, ``parameters`` and ``macs``: the efficiency columns (NULL where
 #:    not measured: older rows, and methods that are not networks); ``results.output``, the
 #:    hash of the saved output image (NULL where none was kept).
-SCHEMA_VERSION = 3
+#: 4. ``results.seconds_min`` and ``seconds_max``: the fastest and slowest of the ``repeat``
+#:    timed calls whose median is ``seconds`` (NULL on rows stored before they were kept).
+SCHEMA_VERSION = 4
 
 
 def default_store_path() -> Path:
@@ -96,6 +99,10 @@ class Result:
     artifact_hash: str = ""
     image_hash: str = ""
     repeat: int = 1
+    #: The fastest and slowest of the ``repeat`` timed calls (``seconds`` is their median);
+    #: None on rows stored before schema 4, whose spread was not kept.
+    seconds_min: float | None = None
+    seconds_max: float | None = None
     jobs: int = 1
     created: float = field(default_factory=time.time)
     #: The :class:`RunInfo` id of the run that computed this row; None where the store holds
@@ -178,15 +185,15 @@ class RunInfo:
 
 
 EXPORT_COLUMNS = [
-    "method", "label", "dataset", "image", "scale", "psnr", "ssim", "seconds", "device",
-    "protocol", "status", "error", "method_version", "artifact_hash", "params", "repeat", "jobs",
-    "run", "peak_mb", "parameters", "macs",
+    "method", "label", "dataset", "image", "scale", "psnr", "ssim", "seconds", "seconds_min",
+    "seconds_max", "device", "protocol", "status", "error", "method_version", "artifact_hash",
+    "params", "repeat", "jobs", "run", "peak_mb", "parameters", "macs",
 ]  # fmt: skip
 #: Columns an export gains when it is given the runs: where each row was measured.
 RUN_EXPORT_COLUMNS = ["run_started", "cpu", "gpu", "revision"]
 
 
-_REAL_COLUMNS = frozenset({"psnr", "ssim", "seconds", "created", "started", "peak_mb"})
+_REAL_COLUMNS = frozenset({"psnr", "ssim", "seconds", "seconds_min", "seconds_max", "created", "started", "peak_mb"})
 _INTEGER_COLUMNS = frozenset({"scale", "repeat", "jobs", "cores", "parameters", "macs"})
 
 
@@ -293,9 +300,9 @@ class ResultStore:
 
         Keys are untouched, so every cached cell is still found.
         """
-        # Columns added since (2: run; 3: peak_mb, parameters, macs, output) are NULL on old rows:
-        # the report says their provenance was not recorded, rather than pinning them on
-        # whichever machine reads them.
+        # Columns added since (2: run; 3: peak_mb, parameters, macs, output; 4: seconds_min,
+        # seconds_max) are NULL on old rows: the report says their provenance or spread was not
+        # recorded, rather than pinning them on whichever machine reads them or inventing them.
         have = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
         for name in Result.columns():
             if name not in have:
@@ -411,7 +418,7 @@ class StoreError(Exception):
     """A store that cannot be used: not SQLite, or from a newer srbench. The CLI prints one line."""
 
 
-EXPORT_FORMATS = ("csv", "parquet", "markdown", "latex")
+EXPORT_FORMATS = ("csv", "parquet", "json", "markdown", "latex")
 
 
 def _fmt(value: Any, digits: int) -> str:
@@ -442,17 +449,21 @@ def describe_run(run: RunInfo) -> str:
 def export(
     results: Sequence[Result], fmt: str, out: str | Path, *, runs: Mapping[str, RunInfo] | None = None
 ) -> Path:
-    """Write per-image results as CSV, Parquet, Markdown or LaTeX.
+    """Write per-image results as a long table: one row per result, as the store keeps them.
+
+    This is the tidy form that analysis code loads (``pandas.read_csv``, ``read_parquet``,
+    ``read_json``); :mod:`srbench.report.tables` prints the same results as papers do.
 
     Parameters
     ----------
     results : sequence of Result
-    fmt : {"csv", "parquet", "markdown", "latex"}
+    fmt : {"csv", "parquet", "json", "markdown", "latex"}
+        JSON is an array of row objects (null where a value is missing).
     out : str or Path
     runs : mapping of str to RunInfo, optional
-        The runs the results name (:meth:`ResultStore.runs`). When given, CSV and Parquet gain
-        :data:`RUN_EXPORT_COLUMNS` (empty where a row's run was not recorded), and Markdown and
-        LaTeX end with one line per run saying where their numbers were measured.
+        The runs the results name (:meth:`ResultStore.runs`). When given, CSV, Parquet and
+        JSON gain :data:`RUN_EXPORT_COLUMNS` (empty where a row's run was not recorded), and
+        Markdown and LaTeX end with one line per run saying where their numbers were measured.
     """
     out = Path(out)
     fmt = fmt.lower()
@@ -489,11 +500,17 @@ def export(
 
         table = pa.Table.from_pylist(rows) if rows else pa.table({c: [] for c in columns})
         pq.write_table(table, out)
+    elif fmt == "json":
+        # JSON has no infinity (a PSNR of an exact reconstruction): null, as pandas writes it.
+        finite = [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()} for row in rows]
+        out.write_text(json.dumps(finite, indent=1) + "\n", encoding="utf-8")
     elif fmt == "markdown":
         shown = ["label", "dataset", "image", "scale", "psnr", "ssim", "seconds", "device", "protocol"]
         lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
         for row in rows:
             cells = [_fmt(row[c], 4 if c == "ssim" else 2 if c == "psnr" else 3) for c in shown]
+            if (row["repeat"] or 1) > 1 and row["seconds_min"] is not None and row["seconds_max"] is not None:
+                cells[shown.index("seconds")] += f" ({row['seconds_min']:.3f}–{row['seconds_max']:.3f}, {row['repeat']} repeats)"
             if row["status"] != "ok":
                 cells[shown.index("psnr")] = f"failed: {row['error']}"
             lines.append("| " + " | ".join(cells) + " |")
@@ -519,7 +536,7 @@ def export(
                 *provenance,
                 r"\begin{tabular}{lllrrrr}",
                 r"\hline",
-                " & ".join(s.capitalize() if s != "psnr" else "PSNR (dB)" for s in shown) + r" \\",
+                " & ".join(_LATEX_HEADERS.get(s, s.capitalize()) for s in shown) + r" \\",
                 r"\hline",
                 *body,
                 r"\hline",
@@ -528,6 +545,9 @@ def export(
         )
         out.write_text(text + "\n")
     return out
+
+
+_LATEX_HEADERS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "seconds": "Seconds"}
 
 
 def _latex_escape(text: str) -> str:
