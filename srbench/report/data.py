@@ -10,7 +10,7 @@ import datetime as _dt
 import math
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,6 +160,10 @@ class SummaryRow:
     repeats: list[int] = field(default_factory=list)
     seconds_min: float | None = None
     seconds_max: float | None = None
+    #: The spread of the repeated calls behind ``seconds``: the mean over the images of each
+    #: image's fastest call, and of its slowest (``seconds`` is the mean of their medians).
+    #: None unless the cells were repeated and every timed one kept its spread (schema 4).
+    spread: tuple[float, float] | None = None
 
     @property
     def partial(self) -> bool:
@@ -175,13 +179,15 @@ class SummaryRow:
         """The context of the row's mean time, for its tooltip."""
         words = [f"mean over {self.images} image{'s' if self.images != 1 else ''}"]
         if self.seconds_min is not None and self.seconds_max is not None and self.images > 1:
-            words.append(f"fastest {self.seconds_min:.3g} s, slowest {self.seconds_max:.3g} s")
+            words.append(f"fastest image {self.seconds_min:.3g} s, slowest image {self.seconds_max:.3g} s")
         if self.devices:
             words.append("on " + " and ".join(self.devices))
         if self.jobs and self.jobs != [1]:
             words.append(" and ".join(str(j) for j in self.jobs) + " worker processes")
         if self.repeats and self.repeats != [1]:
             words.append("each the median of " + " or ".join(str(r) for r in self.repeats) + " calls")
+        if self.spread is not None:
+            words.append(f"the fastest of each image's calls average {self.spread[0]:.3g} s, the slowest {self.spread[1]:.3g} s")
         return "; ".join(words)
 
     @property
@@ -212,12 +218,30 @@ class ImageCell:
     best_ssim: bool = False
     #: Label of the run that produced it.
     run: str = ""
+    #: The timed calls: how many (``seconds`` is their median), the fastest and the slowest.
+    repeat: int = 1
+    seconds_min: float | None = None
+    seconds_max: float | None = None
 
     @property
     def delta(self) -> float | None:
         if self.psnr is None or self.paper_psnr is None:
             return None
         return self.psnr - self.paper_psnr
+
+    @property
+    def spread(self) -> tuple[float, float] | None:
+        """(fastest, slowest) of the repeated calls; None for one call or an unkept spread."""
+        if self.repeat <= 1 or self.seconds is None or self.seconds_min is None or self.seconds_max is None:
+            return None
+        return (self.seconds_min, self.seconds_max)
+
+    @property
+    def timing_words(self) -> str:
+        """The calls the cell's time is the median of, for its tooltip; empty for one call."""
+        if self.spread is None:
+            return ""
+        return f"median of {self.repeat} calls, fastest {self.spread[0]:.3g} s, slowest {self.spread[1]:.3g} s"
 
 
 @dataclass
@@ -593,6 +617,9 @@ def build_report_data(
                     error=r.error if r.status != "ok" else "",
                     run=provenance.label_of(r.run),
                     ssim=r.ssim if r.status == "ok" else None,
+                    repeat=r.repeat or 1,
+                    seconds_min=r.seconds_min if r.status == "ok" else None,
+                    seconds_max=r.seconds_max if r.status == "ok" else None,
                 )
                 if r.status != "ok":
                     failures.append(
@@ -617,6 +644,7 @@ def build_report_data(
                 repeats=sorted({r.repeat for r in ok}),
                 seconds_min=min(timed) if timed else None,
                 seconds_max=max(timed) if timed else None,
+                spread=repeat_spread(ok),
             )  # fmt: skip
             scored[method] = {r.image for r in ok}
             summary.append(row)
@@ -707,6 +735,30 @@ def _rank_rows(rows: list[SummaryRow]) -> None:
             timed[i].pareto = True
 
 
+def repeat_spread(results: Sequence[Any]) -> tuple[float, float] | None:
+    """Mean over ``results`` of the fastest and of the slowest repeated call.
+
+    The means of the per-image extremes, so that they bracket the mean of the medians that a
+    row shows. None when no result was repeated, or when any timed one lacks its spread (a
+    row stored before schema 4): a spread over some of the images would look like all of them.
+
+    Parameters
+    ----------
+    results : sequence
+        Anything with ``seconds``, ``seconds_min``, ``seconds_max`` and ``repeat``: stored
+        :class:`~srbench.store.Result` rows, or the cells of a per-image export.
+    """
+    timed = [r for r in results if r.seconds is not None]
+    if not timed or max((r.repeat or 1) for r in timed) <= 1:
+        return None
+    if any(r.seconds_min is None or r.seconds_max is None for r in timed):
+        return None
+    return (
+        sum(r.seconds_min for r in timed) / len(timed),  # type: ignore[misc]
+        sum(r.seconds_max for r in timed) / len(timed),  # type: ignore[misc]
+    )
+
+
 def timing_notes(results: list[Result], runs: Mapping[str, RunInfo], provenance: RunProvenance) -> list[str]:
     """Why the times of one table may not compare with each other, in sentences.
 
@@ -745,11 +797,24 @@ def timing_notes(results: list[Result], runs: Mapping[str, RunInfo], provenance:
         notes.append(f"Timed under different concurrency ({described}): processes sharing a machine slow each other down.")
     elif jobs and next(iter(jobs)) > 1:
         notes.append(f"Timed with {next(iter(jobs))} worker processes running at once (one thread each).")
-    repeats = {r.repeat for r in results}
+    repeats = {r.repeat or 1 for r in results}
     if repeats - {1}:
-        notes.append(
-            "Each time is the median of " + " or ".join(str(n) for n in sorted(repeats)) + " calls; the store keeps the median only, so their spread is not shown."
-        )
+        calls = " or ".join(str(n) for n in sorted(repeats))
+        unkept = [r for r in results if (r.repeat or 1) > 1 and r.seconds is not None
+                  and (r.seconds_min is None or r.seconds_max is None)]  # fmt: skip
+        if not unkept:
+            notes.append(
+                f"Each time is the median of {calls} calls; the range after it is the fastest and the slowest "
+                "of them (for a mean over images: the mean of each image's fastest and of its slowest)."
+            )
+        else:
+            # Stored before srbench kept the extremes (schema 4): the spread of these is unknown.
+            labels = ", ".join(sorted({r.label for r in unkept}))
+            notes.append(
+                f"Each time is the median of {calls} calls. The fastest and slowest calls were not kept for "
+                f"{len(unkept)} of them ({labels}: stored by an older srbench), so their spread is not shown; "
+                "elsewhere the range after a time is the fastest and the slowest of its calls."
+            )
     return notes
 
 

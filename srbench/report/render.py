@@ -40,6 +40,13 @@ def _seconds(value: float | None) -> str:
     return f"{value:.3f}" if value < 10 else f"{value:.1f}"
 
 
+def _spread(value: tuple[float, float] | None) -> str:
+    """``(0.118–0.131)``: the fastest and slowest repeated call, as :func:`_seconds` prints a time."""
+    if value is None:
+        return ""
+    return f"({_seconds(value[0])}–{_seconds(value[1])})"
+
+
 def _count(value: int | None) -> str:
     """``1.23 M``, ``456 K``, ``7.9 G``: parameters and MACs as efficiency tables print them."""
     if value is None:
@@ -87,7 +94,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=_num, signed=_signed, secs=_seconds, delta_class=_delta_class,
+    env.filters.update(num=_num, signed=_signed, secs=_seconds, spread=_spread, delta_class=_delta_class,
                        duration=format_duration, count=_count, mb=_megabytes,
                        curve=lambda runs: jinja2.utils.markupsafe.Markup(curve_svg(runs, width=150)))  # fmt: skip
     return env

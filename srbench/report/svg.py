@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from html import escape
+from typing import Any
 
 from srbench.report.data import Section
 
@@ -61,6 +62,8 @@ def scatter_svg(section: Section, colours: dict[str, str], width: int = 560, hei
     """Seconds (log axis) against mean PSNR, one point per method, Pareto front marked.
 
     A row measured on only part of the set (``n/N``) is drawn hollow and kept off the front.
+    A row whose cells were timed several times carries a horizontal whisker from the mean of
+    the fastest calls to the mean of the slowest (:attr:`SummaryRow.spread`).
     Labels never overlap each other or a point: each goes beside its point where there is
     room, else a number goes there and the label is listed under the plot.
     """
@@ -70,6 +73,8 @@ def scatter_svg(section: Section, colours: dict[str, str], width: int = 560, hei
     left, right, top, bottom = 58, 150, 16, 46
     plot_w, plot_h = width - left - right, height - top - bottom
     log_t = [math.log10(r.seconds) for r in points]
+    # The whiskers stay inside the plot too.
+    log_t += [math.log10(v) for r in points for v in (_spread(r) or ()) if v > 0]
     lo_t, hi_t = math.floor(min(log_t) - 0.15), math.ceil(max(log_t) + 0.15)
     if hi_t - lo_t < 1:
         hi_t = lo_t + 1
@@ -132,6 +137,13 @@ def scatter_svg(section: Section, colours: dict[str, str], width: int = 560, hei
         partial = not getattr(r, "complete", True)
         text = r.label + (f" ({r.images}/{r.total})" if partial else "")
         tip = f"{text}: {r.psnr:.2f} dB, {r.seconds:.3g} s"
+        spread = _spread(r)
+        whisker = ""
+        if spread is not None:
+            tip += f" ({spread[0]:.3g}–{spread[1]:.3g} s over the repeated calls)"
+            x0, x1 = x(max(spread[0], 10.0**lo_t)), x(max(spread[1], 10.0**lo_t))
+            whisker = (f'<path d="M{x0:.1f},{py:.1f}H{x1:.1f}M{x0:.1f},{py - 3:.1f}v6M{x1:.1f},{py - 3:.1f}v6" '
+                       f'class="whisker" stroke="{colour}"/>')  # fmt: skip
         spot = _label_position(px, py, text, placed, dots, bounds, strict=True)
         if spot is None:  # no room: a number beside the point, the label under the plot
             number = str(len(legend) + 1)
@@ -151,7 +163,7 @@ def scatter_svg(section: Section, colours: dict[str, str], width: int = 560, hei
         fill = f'fill="none" stroke="{colour}" stroke-width="2.5"' if partial else f'fill="{colour}"'
         parts.append(
             f'<g class="point{" on-front" if r.pareto else ""}{" partial" if partial else ""}">'
-            f'<title>{escape(tip)}</title>{label}'
+            f'<title>{escape(tip)}</title>{whisker}{label}'
             f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{6 if r.pareto else 5}" {fill}/></g>'
         )
     total_height = height
@@ -167,6 +179,14 @@ def scatter_svg(section: Section, colours: dict[str, str], width: int = 560, hei
         f'height="{total_height}" role="img" aria-label="{escape(title)}" class="scatter">'
     )
     return "\n".join([head, *parts, "</svg>"])
+
+
+def _spread(row: Any) -> tuple[float, float] | None:
+    """A row's (fastest, slowest) repeated-call means; None where it has none to draw."""
+    spread = getattr(row, "spread", None)
+    if spread is None or not (spread[0] > 0 and spread[1] > 0):
+        return None
+    return spread
 
 
 #: Approximate advance widths at 12 px in a sans-serif face, generous rather than tight: a
