@@ -600,33 +600,59 @@ def _model_spec(model, weights, model_args, name, label, channels, input_range, 
 
 
 # ---------------------------------------------------------------------------- export
+#: What each ``srbench export --table`` is written as.
+EXPORT_TABLES = {
+    "results": ("csv", "parquet", "json", "markdown", "latex"),
+    "images": ("csv", "parquet", "markdown", "latex"),
+    "summary": ("latex", "markdown", "csv"),
+}
+
+
+def _export_table(table: str | None, format: str) -> str:
+    """The table ``--table``/``--format`` ask for, checked against what it is written as.
+
+    Without ``--table``, the format decides: the data formats (CSV, Parquet, JSON) get the
+    long table that analysis code loads, the document formats (Markdown, LaTeX) the
+    per-image tables papers print.
+    """
+    fmt = format.lower()
+    if table is None:
+        if fmt not in EXPORT_TABLES["results"]:
+            raise ValueError(f"unknown export format {format!r}; choose from {', '.join(EXPORT_TABLES['results'])}")
+        return "images" if fmt in ("markdown", "latex") else "results"
+    table = table.lower()
+    if table not in EXPORT_TABLES:
+        raise ValueError(f"unknown --table {table!r}; choose {', '.join(EXPORT_TABLES)}")
+    if fmt not in EXPORT_TABLES[table]:
+        raise ValueError(f"--table {table} is written as {', '.join(EXPORT_TABLES[table])}; not {format!r}")
+    return table
+
+
 @app.command()
 @domain_command
 def export(
-    format: Annotated[str, typer.Option("--format", "-f", help="csv, parquet, markdown or latex")],
+    format: Annotated[str, typer.Option("--format", "-f", help="csv, parquet, json, markdown or latex (which ones depends on --table)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output file")],
     store: StoreOpt = None,
     methods: Annotated[str, typer.Option("-m", "--methods", help="only these methods")] = "",
     datasets: Annotated[str, typer.Option("-d", "--datasets", help="only these datasets")] = "",
     scales: Annotated[str, typer.Option("-s", "--scales", help="only these scales")] = "",
     protocol: Annotated[str | None, typer.Option("--protocol", "-p", help="only this protocol (default: all, each in its own table)")] = None,
-    table: Annotated[str, typer.Option("--table", help="images (one row per image, the default) or summary (the table papers print: methods x dataset/scale, mean PSNR/SSIM; latex, markdown or csv)")] = "images",
+    table: Annotated[
+        str | None,
+        typer.Option("--table", help="results: the long table, one row per result with its timings and run (csv, parquet, json, "
+                     "markdown, latex; what pandas loads); images: the per-image tables papers print, images x methods, PSNR/SSIM, "
+                     "a mean row and seconds, one per protocol/dataset/scale (csv, parquet, markdown, latex); summary: methods x "
+                     "dataset/scale, mean PSNR/SSIM (latex, markdown, csv). Default: results for csv, parquet and json, images for "
+                     "markdown and latex"),
+    ] = None,
 ) -> None:
-    """Export results: per image, or the paper-format summary table."""
-    from srbench.store import EXPORT_FORMATS, ResultStore
+    """Export results: the long table, the per-image tables, or the paper-format summary."""
+    from srbench.store import ResultStore
     from srbench.store import export as write
 
     # The arguments first: a typo in --format needs no store to be reported.
-    table = table.lower()
-    if table not in ("images", "summary"):
-        raise ValueError(f"unknown --table {table!r}; choose images or summary")
-    if table == "summary":
-        from srbench.report.tables import SUMMARY_FORMATS
-
-        if format.lower() not in SUMMARY_FORMATS:
-            raise ValueError(f"--table summary is written as {', '.join(SUMMARY_FORMATS)}; not {format!r}")
-    elif format.lower() not in EXPORT_FORMATS:
-        raise ValueError(f"unknown export format {format!r}; choose from {', '.join(EXPORT_FORMATS)}")
+    table = _export_table(table, format)
     path = _existing_store(store)
     _output_folder(out.parent, f"{out}")
     filters = {"methods": _split(methods) or None, "datasets": _split(datasets) or None,
@@ -637,17 +663,22 @@ def export(
             return
         results = result_store.results(**filters)
         runs = result_store.runs({r.run for r in results if r.run})
-    if format.lower() == "latex":  # as papers print them: images x methods, one table per set and scale
-        from srbench.report import _method_order, _runs_lines
-        from srbench.report.tables import image_tables, image_tables_latex
-        from srbench.results import results_frame
-
-        tables = image_tables(results_frame(results, runs), _method_order(filters["methods"]))
-        out.write_text(image_tables_latex(tables, _runs_lines(results, runs)), encoding="utf-8")
-        console.print(f"wrote {len(results)} results in {len(tables)} tables to {out}")
+    if table == "images":
+        _export_images(results, runs, filters, format, out)
         return
     write(results, format, out, runs=runs)
     console.print(f"wrote {len(results)} rows to {out}")
+
+
+def _export_images(results: list, runs: dict, filters: dict, format: str, out: Path) -> None:
+    """The per-image tables, as papers print them: images x methods, one per protocol, set and scale."""
+    from srbench.report import _method_order, _runs_lines
+    from srbench.report.tables import image_tables, write_images
+    from srbench.results import results_frame
+
+    tables = image_tables(results_frame(results, runs), _method_order(filters["methods"]))
+    write_images(tables, format, out, _runs_lines(results, runs))
+    console.print(f"wrote {len(results)} results in {len(tables)} table{'s' if len(tables) != 1 else ''} to {out}")
 
 
 def _export_summary(result_store: Any, filters: dict, format: str, out: Path) -> None:

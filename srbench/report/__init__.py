@@ -100,6 +100,7 @@ def _write_all(out: Path, data: ReportData, results, runs, sink, extra=None) -> 
     from srbench.report.tables import (
         image_tables,
         image_tables_latex,
+        image_tables_markdown,
         pivot_csv,
         pivot_latex,
         pivot_markdown,
@@ -111,10 +112,10 @@ def _write_all(out: Path, data: ReportData, results, runs, sink, extra=None) -> 
     for name, html in pages.items():
         _write_text(out / name, html)
     export(results, "csv", out / "results.csv", runs=runs)
-    export(results, "markdown", out / "results.md", runs=runs)
     lines = _runs_lines(results, runs)
-    frame = results_frame(results, runs)
-    _write_text(out / "results.tex", image_tables_latex(image_tables(frame, _method_order(None)), lines))
+    tables = image_tables(results_frame(results, runs), _method_order(None))
+    _write_text(out / "results.md", image_tables_markdown(tables, lines))
+    _write_text(out / "results.tex", image_tables_latex(tables, lines))
     _write_text(out / "summary.tex", pivot_latex(data.pivots, lines))
     _write_text(out / "summary.md", pivot_markdown(data.pivots, lines))
     _write_text(out / "summary.csv", pivot_csv(data.pivots))
@@ -135,7 +136,8 @@ def write_report(
 ) -> Path:
     """Write the report to ``out`` and return the path of its ``index.html``.
 
-    Beside it: ``results.csv``, ``results.md``, ``results.tex`` (per image) and
+    Beside it: ``results.csv`` (the long table, one row per result), ``results.md`` and
+    ``results.tex`` (the per-image tables, images x methods) and
     ``summary.tex``, ``summary.md``, ``summary.csv`` (the paper-format table), and one page
     per dataset when the per-image tables move off the index (``split``: by default when a
     set has more than :data:`COLLAPSE_OVER` images). Pictures are embedded, so every page

@@ -1,10 +1,14 @@
-"""The summary table papers print, from a results frame, and its LaTeX, Markdown and CSV forms.
+"""The tables papers print, from a results frame: the summary and the per-image tables.
 
-Methods are rows; dataset x scale are columns; a cell is the mean PSNR / SSIM over the
-images. Best is bold and second underlined, per column and per metric, among the cells that
+Summary (:func:`summary_pivots`; LaTeX, Markdown, CSV): methods are rows; dataset x scale
+are columns; a cell is the mean PSNR / SSIM over the images. Best is bold and second underlined, per column and per metric, among the cells that
 scored every image the column's other methods scored (a mean over fewer images is shown with
 its count "n/N" and is not ranked). One table per protocol: numbers of two protocols never
 share a table, and every caption names its protocol.
+
+Per image (:func:`image_tables`; LaTeX, Markdown, CSV, Parquet): one table per protocol x
+dataset x scale, images as rows and methods as columns, the mean as the last row and each
+method's mean seconds (with the spread of repeated calls) under it.
 
 The input is :func:`srbench.load_results`' frame (or :func:`srbench.results.results_frame` of
 results already read), so the export and the report print the same numbers.
@@ -14,16 +18,19 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = [
-    "SUMMARY_FORMATS", "Pivot", "PivotCell", "PivotColumn", "PivotRow", "pivot_csv", "pivot_latex",
-    "pivot_markdown", "summary_pivots", "write_summary",
+    "IMAGE_FORMATS", "SUMMARY_FORMATS", "ImageTable", "ImageValue", "Pivot", "PivotCell", "PivotColumn",
+    "PivotRow", "TimingCell", "image_tables", "image_tables_frame", "image_tables_latex", "image_tables_markdown",
+    "pivot_csv", "pivot_latex", "pivot_markdown", "summary_pivots", "write_images", "write_summary",
 ]  # fmt: skip
 
 SUMMARY_FORMATS = ("latex", "markdown", "csv")
@@ -242,7 +249,45 @@ def pivot_latex(pivots: Sequence[Pivot], runs_lines: Sequence[str] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
-# ------------------------------------------------------------------ per-image (LaTeX)
+# ------------------------------------------------------------------------ per-image
+@dataclass
+class ImageValue:
+    """One method's result on one image, as the per-image tables print it.
+
+    ``psnr`` is None where the cell failed (``error`` says why) or the method did not run on
+    the image (``error`` empty).
+    """
+
+    psnr: float | None = None
+    ssim: float | None = None
+    #: The image's best PSNR among the table's methods.
+    best: bool = False
+    #: The median of ``repeat`` timed calls, the fastest and the slowest of them.
+    seconds: float | None = None
+    seconds_min: float | None = None
+    seconds_max: float | None = None
+    repeat: int = 1
+    error: str = ""
+
+    @property
+    def spread(self) -> tuple[float, float] | None:
+        """(fastest, slowest) of the repeated calls; None for one call or an unkept spread."""
+        if self.repeat <= 1 or self.seconds is None or self.seconds_min is None or self.seconds_max is None:
+            return None
+        return (self.seconds_min, self.seconds_max)
+
+
+@dataclass
+class TimingCell:
+    """A method's mean time per image over one table, and the spread of its repeated calls."""
+
+    seconds: float
+    #: Mean over the images of each one's fastest and slowest call (as the report's
+    #: :attr:`~srbench.report.data.SummaryRow.spread`); None unless repeated and kept.
+    spread: tuple[float, float] | None = None
+    repeats: list[int] = field(default_factory=list)
+
+
 @dataclass
 class ImageTable:
     """One protocol x dataset x scale as papers print it per image: images as rows, methods
@@ -252,12 +297,36 @@ class ImageTable:
     dataset: str
     scale: int
     methods: list[tuple[str, str]]
-    rows: list[tuple[str, list[tuple[float | None, float | None, bool]]]] = field(default_factory=list)
+    rows: list[tuple[str, list[ImageValue]]] = field(default_factory=list)
     average: list[PivotCell | None] = field(default_factory=list)
+    #: Each method's mean seconds per image (None where none was timed).
+    timing: list[TimingCell | None] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset} ×{self.scale}, protocol {self.protocol}"
+
+    @property
+    def headers(self) -> list[str]:
+        """A column name per method: its label, or its name where two methods share a label."""
+        labels = [label for _, label in self.methods]
+        return [label if labels.count(label) == 1 else method for method, label in self.methods]
+
+
+def _number(value: Any) -> float | None:
+    """A frame's value as a float; None for a missing one (None, NaN, pandas NA)."""
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
 
 
 def image_tables(frame: pd.DataFrame, method_order: Sequence[str] | None = None) -> list[ImageTable]:
     """One :class:`ImageTable` per protocol x dataset x scale of ``frame``."""
+    from srbench.report.data import repeat_spread
     from srbench.variants import base_name
 
     if frame.empty:
@@ -271,15 +340,30 @@ def image_tables(frame: pd.DataFrame, method_order: Sequence[str] | None = None)
             methods = sorted(set(group.method), key=lambda m: (order.get(base_name(m), len(order)), m))
             labels = dict(zip(group.method, group.label, strict=True))
             table = ImageTable(pivot.protocol, column.dataset, column.scale, [(m, labels[m]) for m in methods])
-            ok = group[(group.status == "ok") & group.psnr.notna()]
-            for image in sorted(set(group.image)):
-                values = {r.method: (float(r.psnr), None if r.ssim != r.ssim else float(r.ssim))
-                          for r in ok[ok.image == image].itertuples()}  # fmt: skip
-                best = max((v[0] for v in values.values()), default=None)
-                table.rows.append((image, [(*values.get(m, (None, None)), values.get(m, (None,))[0] == best and best is not None)
-                                           for m in methods]))  # fmt: skip
+            by_image: dict[str, dict[str, ImageValue]] = {image: {} for image in sorted(set(group.image))}
+            for r in group.itertuples():
+                ok = r.status == "ok" and _number(r.psnr) is not None
+                by_image[r.image][r.method] = ImageValue(
+                    psnr=_number(r.psnr) if ok else None, ssim=_number(r.ssim) if ok else None,
+                    seconds=_number(r.seconds) if ok else None, seconds_min=_number(r.seconds_min) if ok else None,
+                    seconds_max=_number(r.seconds_max) if ok else None, repeat=int(_number(r.repeat) or 1),
+                    error="" if ok else (r.error or r.status or "failed"),
+                )  # fmt: skip
+            for image, values in by_image.items():
+                best = max((v.psnr for v in values.values() if v.psnr is not None), default=None)
+                for value in values.values():
+                    value.best = best is not None and value.psnr == best
+                table.rows.append((image, [values.get(m, ImageValue()) for m in methods]))
             cells = {row.method: row.cells[index] for row in pivot.rows}
             table.average = [cells.get(m) for m in methods]
+            for j in range(len(methods)):
+                timed = [values[j] for _, values in table.rows if values[j].seconds is not None]
+                if not timed:
+                    table.timing.append(None)
+                    continue
+                mean = sum(v.seconds for v in timed) / len(timed)  # type: ignore[misc]
+                # The report's rule for a row's spread, so the export and the page agree.
+                table.timing.append(TimingCell(mean, repeat_spread(timed), sorted({v.repeat for v in timed})))
             tables.append(table)
     return tables
 
@@ -318,8 +402,8 @@ def image_tables_latex(tables: Sequence[ImageTable], runs_lines: Sequence[str] =
             ]
             for image, cells in part:
                 texts = [latex_escape(image)]
-                for psnr, ssim, best in cells:
-                    texts.append("--" if psnr is None else _latex_value(psnr, 2, 1 if best else 0) + "/" + _latex_value(ssim, 4, 0))
+                for v in cells:
+                    texts.append("--" if v.psnr is None else _latex_value(v.psnr, 2, 1 if v.best else 0) + "/" + _latex_value(v.ssim, 4, 0))
                 lines.append(" & ".join(texts) + r" \\")
             if number == len(parts):
                 lines.append(r"\midrule")
@@ -334,6 +418,136 @@ def image_tables_latex(tables: Sequence[ImageTable], runs_lines: Sequence[str] =
             lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table}", r"\clearpage"]
     lines += [r"% --- to here ---", r"\end{document}"]
     return "\n".join(lines) + "\n"
+
+
+def _md_seconds(value: float | None) -> str:
+    # The report's rounding, so an exported time reads as the page prints it.
+    return "–" if value is None else f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def _md_spread(spread: tuple[float, float] | None) -> str:
+    return "" if spread is None else f" ({_md_seconds(spread[0])}–{_md_seconds(spread[1])})"
+
+
+def image_tables_markdown(tables: Sequence[ImageTable], runs_lines: Sequence[str] = ()) -> str:
+    """Per-image tables as Markdown: images as rows, methods as columns, PSNR / SSIM per cell.
+
+    Each table ends with the mean over the images (n/N where a method scored n of the N)
+    and each method's mean seconds per image; where the cells were timed several times, the
+    range after a time is the mean of each image's fastest and slowest call.
+    """
+    out: list[str] = []
+    for t in tables:
+        out.append(f"**{t.title}: PSNR (dB) / SSIM per image; best PSNR of each image in bold.**")
+        out.append("")
+        out.append("| Image | " + " | ".join(h.replace("|", "\\|") for h in t.headers) + " |")
+        out.append("|---|" + "---:|" * len(t.methods))
+        for image, cells in t.rows:
+            texts = []
+            for v in cells:
+                if v.psnr is None:
+                    texts.append("failed" if v.error else "–")
+                else:
+                    texts.append(_md_value(v.psnr, 2, 1 if v.best else 0) + " / " + _md_value(v.ssim, 4, 0))
+            out.append("| " + image.replace("|", "\\|") + " | " + " | ".join(texts) + " |")
+        average = []
+        for cell in t.average:
+            if cell is None or cell.psnr is None:
+                average.append("–")
+            else:
+                average.append(_md_value(cell.psnr, 2, 0) + " / " + _md_value(cell.ssim, 4, 0)
+                               + (f" ({cell.coverage})" if cell.coverage else ""))  # fmt: skip
+        out.append("| **Average** | " + " | ".join(average) + " |")
+        out.append("| Seconds | " + " | ".join("–" if c is None else _md_seconds(c.seconds) + _md_spread(c.spread)
+                                                for c in t.timing) + " |")  # fmt: skip
+        out.append("")
+        repeats = sorted({r for c in t.timing if c is not None for r in c.repeats} - {1})
+        note = "Seconds: mean per image of the upscale call alone"
+        if repeats:
+            note += ", each the median of " + " or ".join(str(r) for r in repeats) + " calls"
+            if any(c is not None and c.spread is not None for c in t.timing):
+                note += "; in brackets the mean of each image's fastest and of its slowest call"
+        out.append(note + ".")
+        out.append("")
+    if runs_lines:
+        out.extend(f"{line}  " for line in runs_lines)
+    return "\n".join(out).rstrip("\n") + "\n" if out else "No results.\n"
+
+
+def image_tables_frame(tables: Sequence[ImageTable]) -> pd.DataFrame:
+    """Per-image tables as one wide frame: a row per image, then each table's mean row.
+
+    Columns ``protocol``, ``dataset``, ``scale``, ``image``, then per method (named as
+    :attr:`ImageTable.headers` names it) ``<name>_psnr``, ``_ssim`` and ``_seconds``, and
+    ``_seconds_min`` / ``_seconds_max`` when any cell was timed more than once. The tables
+    follow each other (protocol, dataset, scale), each closed by a row whose ``image`` is
+    ``Average``: the mean over the images each method scored, as the report prints it.
+    A failed or missing cell is empty. This is the readable form;
+    :func:`srbench.load_results` (``srbench export --table results``) is the tidy one.
+    """
+    import pandas as pd
+
+    spread = any(v.spread is not None for t in tables for _, cells in t.rows for v in cells)
+    metrics = ["psnr", "ssim", "seconds"] + (["seconds_min", "seconds_max"] if spread else [])
+    names: list[str] = []
+    for t in tables:
+        for name in t.headers:
+            if name not in names:
+                names.append(name)
+    columns = ["protocol", "dataset", "scale", "image"] + [f"{n}_{m}" for n in names for m in metrics]
+    records: list[dict[str, Any]] = []
+    for t in tables:
+        head = {"protocol": t.protocol, "dataset": t.dataset, "scale": t.scale}
+        for image, cells in t.rows:
+            record: dict[str, Any] = {**head, "image": image}
+            for name, v in zip(t.headers, cells, strict=True):
+                record.update({f"{name}_{m}": getattr(v, m) if v.psnr is not None else None for m in metrics})
+            records.append(record)
+        record = {**head, "image": "Average"}
+        for name, cell, timing in zip(t.headers, t.average, t.timing, strict=True):
+            record[f"{name}_psnr"] = cell.psnr if cell is not None else None
+            record[f"{name}_ssim"] = cell.ssim if cell is not None else None
+            record[f"{name}_seconds"] = timing.seconds if timing is not None else None
+            if spread:
+                low, high = timing.spread if timing is not None and timing.spread is not None else (None, None)
+                record[f"{name}_seconds_min"], record[f"{name}_seconds_max"] = low, high
+        records.append(record)
+    frame = pd.DataFrame(records, columns=columns)
+    for name in columns[4:]:
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    frame["scale"] = frame["scale"].astype("int64")
+    return frame
+
+
+#: The formats ``srbench export --table images`` writes.
+IMAGE_FORMATS = ("csv", "parquet", "markdown", "latex")
+
+
+def write_images(tables: Sequence[ImageTable], fmt: str, out: str | Path, runs_lines: Sequence[str] = ()) -> Path:
+    """Write the per-image tables in ``fmt`` (one of :data:`IMAGE_FORMATS`) to ``out``.
+
+    Written beside ``out`` first and moved into place, so an interrupted export leaves no
+    half-written file. CSV rounds as the summary CSV does (PSNR 4 decimals, SSIM 6, seconds 6);
+    Parquet keeps every digit.
+    """
+    out = Path(out)
+    fmt = fmt.lower()
+    if fmt not in IMAGE_FORMATS:
+        raise ValueError(f"the per-image tables are written as {', '.join(IMAGE_FORMATS)}; not {fmt!r}")
+    tmp = out.with_name(out.name + ".tmp")
+    if fmt == "latex":
+        tmp.write_text(image_tables_latex(tables, runs_lines), encoding="utf-8")
+    elif fmt == "markdown":
+        tmp.write_text(image_tables_markdown(tables, runs_lines), encoding="utf-8")
+    else:
+        frame = image_tables_frame(tables)
+        if fmt == "parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            digits = {c: 4 if c.endswith("_psnr") else 6 for c in frame.columns[4:]}
+            frame.round(digits).to_csv(tmp, index=False, lineterminator="\n")
+    tmp.replace(out)
+    return out
 
 
 # --------------------------------------------------------------------------- Markdown
