@@ -152,8 +152,16 @@ def test_nonneg_lars_reference_stop_matches_stepwise_loop():
     assert ref_end[~active].max(initial=0) < 0.1
 
 
+def _compiled_modes():
+    from srbench._methods.sparse import lars_kernel
+
+    skip = pytest.mark.skipif(not lars_kernel.available(), reason="numba is not installed")
+    return [False, pytest.param(True, marks=skip)]
+
+
+@pytest.mark.parametrize("compiled", _compiled_modes())
 @pytest.mark.parametrize("stop", ["reference", "exact"])
-def test_screened_lars_matches_full_homotopy(stop, monkeypatch):
+def test_screened_lars_matches_full_homotopy(stop, compiled, monkeypatch):
     # Overcomplete like the real dictionary (160 atoms in 20-d). Tiny candidate rounds make
     # every stage run: certification failures, larger rounds and the full-path fall-back.
     rng = np.random.default_rng(6)
@@ -172,7 +180,7 @@ def test_screened_lars_matches_full_homotopy(stop, monkeypatch):
     for screen in [(4, 8), (6, 12, 24), sc.SCREEN_ROUNDS]:
         fallback_rows.clear()
         codes, lam_end = sc.nonneg_lars(dictionary, signals, 0.1, stop=stop, screen=screen,
-                                        chunk=128)
+                                        chunk=128, compiled=compiled)
         np.testing.assert_allclose(codes, full, atol=1e-9)
         np.testing.assert_allclose(lam_end, full_end, atol=1e-9)
         if screen == (4, 8):  # some paths need more than 8 atoms: the full homotopy
@@ -180,6 +188,43 @@ def test_screened_lars_matches_full_homotopy(stop, monkeypatch):
     sparse, _ = sc.nonneg_lars(dictionary, signals, 0.1, stop=stop, screen=(6, 12),
                                sparse=True)
     np.testing.assert_allclose(sparse.toarray(), full, atol=1e-9)
+
+
+def test_compiled_local_homotopy_takes_the_numpy_steps():
+    # The numba kernel must take exactly the numpy homotopy's steps: joins, drops, atoms
+    # tied at the start and mid-path, and a duplicated atom (excluded by the Cholesky test).
+    from srbench._methods.sparse import lars_kernel
+
+    if not lars_kernel.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(11)
+    dictionary = _unit_rows(rng.standard_normal((90, 12)))
+    dictionary[:4] = np.eye(12)[:4]
+    dictionary[7] = dictionary[3]
+    gram = dictionary @ dictionary.T
+    signals = rng.standard_normal((300, 12)) * rng.uniform(0.05, 1.0, (300, 1))
+    signals[:20, :4] = 0.6  # atoms 0-3 and 7 tied at the start of these paths
+    corr = signals @ dictionary.T
+    keep = corr.max(axis=1) >= 0.05
+    cand = sc._top_candidates(corr[keep], 24)
+    local = np.take_along_axis(corr[keep], cand, axis=1)
+    # With both copies of the duplicate among the candidates, a later step can be 0/0 for
+    # the excluded copy and round-off decides it: there the codes may split differently
+    # between the copies, but the fit is the same (the lasso fit is unique).
+    pair = (cand == 3).any(axis=1) & (cand == 7).any(axis=1)
+    assert 0 < pair.sum() < len(cand)
+    for exact in (False, True):
+        expected = sc._lars_local(gram, cand, local.copy(), 0.05, exact, 1e-5, 1e-5, 120)
+        got = lars_kernel.lars_local(gram, cand, local.copy(), 0.05, exact, 1e-5, 1e-5, 120)
+        assert expected.keys() == got.keys()
+        for name in expected:
+            np.testing.assert_allclose(got[name][~pair], expected[name][~pair], atol=1e-10,
+                                       err_msg=name)
+        assert (expected["codes"] > 0).sum(axis=1).max() >= 4
+        if exact:
+            fit = [np.einsum("nk,nkd->nd", run["codes"][pair], dictionary[cand[pair]])
+                   for run in (expected, got)]
+            np.testing.assert_allclose(fit[1], fit[0], atol=1e-8)
 
 
 def test_screened_lars_certificate_rejects_missing_atoms():

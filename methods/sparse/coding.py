@@ -364,6 +364,7 @@ def nonneg_lars(
     chunk: int = 4096,
     screen: Sequence[int] | None = SCREEN_ROUNDS,
     sparse: bool = False,
+    compiled: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Non-negative LARS-lasso homotopy, run on all signals at once.
 
@@ -404,6 +405,10 @@ def nonneg_lars(
         dictionary. Both give the same codes.
     sparse : bool
         Return the codes as a ``scipy.sparse.csr_matrix``.
+    compiled : bool, optional
+        Run the screened rounds' local homotopies with the numba kernel
+        (:mod:`.lars_kernel`, same steps, codes equal to round-off) or with numpy. The default
+        uses the kernel when numba is installed.
 
     Returns
     -------
@@ -447,6 +452,11 @@ def nonneg_lars(
         max_steps = 10 * dictionary.shape[1]
     from scipy.sparse import csr_matrix
 
+    from . import lars_kernel
+
+    if compiled is None:
+        compiled = lars_kernel.available()
+    local = lars_kernel.lars_local if compiled else _lars_local
     n, n_atoms = signals.shape[0], dictionary.shape[0]
     lam_end = np.zeros(n)
     rows, atoms, values = [], [], []
@@ -465,7 +475,7 @@ def nonneg_lars(
             go = np.flatnonzero(lam_end[block] >= lam)
             r, a, v, lam_end[start + go] = _lars_screened(
                 dictionary, gram, signals[block][go], corr[go], lam, stop == "exact",
-                zero_tol, opt_tol, max_steps, screen,
+                zero_tol, opt_tol, max_steps, screen, local,
             )
             r = go[r]
         rows.append(start + r)
@@ -617,7 +627,7 @@ _LOCAL_BUDGET = 1 << 19
 
 
 def _lars_screened(dictionary, gram, signals, corr, lam, exact, zero_tol, opt_tol, max_steps,
-                   rounds):
+                   rounds, local=None):
     """Codes of signals whose paths start (``max(corr) >= lam``), by screened homotopies.
 
     Each round runs the homotopy of every unfinished signal on ``K`` candidate atoms only
@@ -631,8 +641,11 @@ def _lars_screened(dictionary, gram, signals, corr, lam, exact, zero_tol, opt_to
     the next, larger round; what is left after the last round runs the full homotopy
     (:func:`_lars_block`).
 
+    ``local`` is the local homotopy (:func:`_lars_local` or its compiled twin).
+
     Returns ``(rows, atoms, values, lam_end)``: the non-zero codes as triplets.
     """
+    local = local or _lars_local
     n, n_atoms = corr.shape
     lam_end = np.zeros(n)
     found = []
@@ -651,8 +664,8 @@ def _lars_screened(dictionary, gram, signals, corr, lam, exact, zero_tol, opt_to
         for start in range(0, todo.size, step):
             part = slice(start, start + step)
             rows, sub = todo[part], cand[part]
-            path = _lars_local(gram, sub, np.take_along_axis(corr[rows], sub, axis=1), lam,
-                               exact, zero_tol, opt_tol, max_steps)
+            path = local(gram, sub, np.take_along_axis(corr[rows], sub, axis=1), lam,
+                         exact, zero_tol, opt_tol, max_steps)
             ok, scores[part] = _certify(dictionary, dict32, signals[rows], sub, path, lam,
                                         exact, zero_tol)
             passed[part] = ok
