@@ -92,6 +92,40 @@ def test_overlap_add_inverts_extract_patches():
     np.testing.assert_allclose(y[2:-2, 2:-2], x[2:-2, 2:-2])
 
 
+@pytest.mark.parametrize("scale, overlap", [(2, 2), (3, 2), (4, 1)])
+def test_lattice_overlap_add_equals_the_scatter(scale, overlap, monkeypatch):
+    # The strided lattice path and the general scatter must give the same sums and counts;
+    # a shuffled grid (no lattice) must take the scatter.
+    rng = np.random.default_rng(scale)
+    shape = (17 * scale, 13 * scale)
+    grid = zeyde.sampling_grid(shape, scale, overlap)
+    size = zeyde.patch_size(scale)
+    patches = rng.standard_normal((len(grid[0]), size * size))
+    assert zeyde._lattice(*grid) is not None
+    fast = zeyde._accumulate(patches, grid, shape, size)
+    monkeypatch.setattr(zeyde, "_lattice", lambda rows, cols: None)
+    slow = zeyde._accumulate(patches, grid, shape, size)
+    for a, b in zip(fast, slow):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    monkeypatch.undo()
+    order = rng.permutation(len(grid[0]))
+    assert zeyde._lattice(grid[0][order], grid[1][order]) is None
+    shuffled = zeyde._accumulate(patches[order], (grid[0][order], grid[1][order]), shape, size)
+    np.testing.assert_allclose(shuffled[0], fast[0], atol=1e-12)
+
+
+def test_banded_pca_features_equal_the_whole_product(monkeypatch):
+    rng = np.random.default_rng(5)
+    lr = rng.random((23, 19)).astype(np.float32)
+    basis = rng.standard_normal((4 * 9 * 9, 7)).astype(np.float32)
+    mid, grid, whole = zeyde.upscale_features(lr, 3, basis)
+    monkeypatch.setattr(zeyde, "_FEATURE_BAND", 4 * 81 * 10)  # ten patches per band
+    _, _, banded = zeyde.upscale_features(lr, 3, basis)
+    raw = zeyde.extract_patches(zeyde.feature_maps(mid, 3), grid, 9) @ basis
+    np.testing.assert_allclose(banded, raw, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(whole, raw, rtol=1e-5, atol=1e-5)
+
+
 def test_assemble_keeps_bicubic_where_uncovered():
     rng = np.random.default_rng(5)
     mid = rng.random((24, 27)).astype(np.float32)

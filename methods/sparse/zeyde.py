@@ -259,6 +259,9 @@ def _accumulate(
     patches = np.asarray(patches)
     if patches.shape != (len(rows), size * size):
         raise ValueError(f"patches of shape {patches.shape} do not match {len(rows)} x {size}^2")
+    lattice = _lattice(rows, cols)
+    if lattice is not None:
+        return _accumulate_lattice(patches, lattice, (h, w), size)
     # Linear pixel index of every patch element, in the patches' column-major order.
     dr = np.tile(np.arange(size), size)  # row offset: fastest
     dc = np.repeat(np.arange(size), size)
@@ -271,6 +274,54 @@ def _accumulate(
     for off in offsets:  # size^2 vectorised shifts, not a loop over patches
         count[off:] += corner_count[: h * w - off]
     return total.reshape(h, w), count.reshape(h, w)
+
+
+def _lattice(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(r, c)`` when the corners are :func:`sampling_grid`'s full lattice of ``r`` x ``c``
+    (column-major, evenly spaced both ways), else None."""
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    if rows.size < 2 or rows.shape != cols.shape:
+        return None
+    n_r = int(np.argmax(cols != cols[0])) or rows.size
+    if rows.size % n_r:
+        return None
+    r, c = rows[:n_r], cols[::n_r]
+    for axis in (r, c):
+        if axis.size > 1:
+            step = axis[1] - axis[0]
+            if step <= 0 or (np.diff(axis) != step).any():
+                return None
+    if not (np.array_equal(rows, np.tile(r, c.size)) and np.array_equal(cols, np.repeat(c, n_r))):
+        return None
+    return r, c
+
+
+def _accumulate_lattice(
+    patches: np.ndarray, lattice: tuple[np.ndarray, np.ndarray], shape: tuple[int, int], size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_accumulate` on a regular lattice: one strided add per patch element offset.
+
+    The general path scatters every patch element through a pixel index (``n * size^2``
+    int64s: gigabytes for a large image at x4); on a lattice each of the ``size^2`` offsets
+    adds a whole ``len(r) x len(c)`` plane to a strided view of the image instead.
+    """
+    r, c = lattice
+    h, w = shape
+    step_r = int(r[1] - r[0]) if r.size > 1 else 1
+    step_c = int(c[1] - c[0]) if c.size > 1 else 1
+    # patches[j * n_r + i, dc * size + dr]: corner (r[i], c[j]), offset (dr, dc).
+    planes = np.asarray(patches).reshape(c.size, r.size, size, size)
+    total = np.zeros((h, w))
+    count = np.zeros((h, w))
+    rows = slice(int(r[0]), int(r[0]) + step_r * (r.size - 1) + 1, step_r)
+    cols = slice(int(c[0]), int(c[0]) + step_c * (c.size - 1) + 1, step_c)
+    for dc in range(size):
+        for dr in range(size):
+            view = (slice(rows.start + dr, rows.stop + dr, step_r),
+                    slice(cols.start + dc, cols.stop + dc, step_c))
+            total[view] += planes[:, :, dc, dr].T
+            count[view] += 1.0
+    return total, count
 
 
 def assemble(
@@ -775,6 +826,10 @@ def _sparse_rows(gamma, sparsity: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- test time
+#: Raw feature values extracted at a time by :func:`upscale_features` (16 MB of float32).
+_FEATURE_BAND = 1 << 22
+
+
 def upscale_features(
     lr: np.ndarray, scale: int, V_pca: np.ndarray | None = None
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
@@ -800,7 +855,16 @@ def upscale_features(
     lr = np.asarray(lr, dtype=np.float32)
     mid = imresize(lr, scale)
     grid = sampling_grid(mid.shape, scale, overlap=WINDOW - 1)
-    feats = extract_patches(feature_maps(mid, scale), grid, patch_size(scale))
-    if V_pca is not None:
-        feats = feats @ np.asarray(V_pca, dtype=np.float32)
+    maps, size = feature_maps(mid, scale), patch_size(scale)
+    if V_pca is None:
+        return mid, grid, extract_patches(maps, grid, size)
+    # Raw features are 4 (3s)^2 floats per patch (1.8 GB for a 1000x800 LR image at x4);
+    # projecting them band by band keeps only the k PCA coordinates of every patch.
+    V_pca = np.asarray(V_pca, dtype=np.float32)
+    rows, cols = grid
+    feats = np.empty((rows.size, V_pca.shape[1]), dtype=np.float32)
+    band = max(1, _FEATURE_BAND // (maps.shape[0] * size * size))
+    for start in range(0, rows.size, band):
+        part = slice(start, start + band)
+        feats[part] = extract_patches(maps, (rows[part], cols[part]), size) @ V_pca
     return mid, grid, feats
