@@ -37,6 +37,31 @@ def test_batched_nnls_rank_deficient_reaches_scipy_residual():
     np.testing.assert_allclose(res, res_ref, atol=1e-7)
 
 
+def test_compiled_nnls_takes_the_numpy_steps():
+    # The numba kernel makes the numpy iterations' decisions problem by problem: the same
+    # solutions to round-off, with dependent columns, more unknowns than equations, and
+    # problems whose feasibility steps drop several variables.
+    from srbench._methods.neighbor_embedding import nnls_kernel
+
+    if not nnls_kernel.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(21)
+    for m, k in [(30, 24), (15, 24), (40, 3)]:
+        a = rng.standard_normal((400, m, k))
+        a[:50, :, 1] = a[:50, :, 0]  # dependent columns
+        y = rng.standard_normal((400, m))
+        gram = np.matmul(a.transpose(0, 2, 1), a)
+        rhs = np.matmul(y[:, None, :], a)[:, 0, :]
+        numpy_x = nnls_gram(gram, rhs, compiled=False)
+        compiled_x = nnls_gram(gram, rhs, compiled=True)
+        # More unknowns than equations: a singular Gram matrix amplifies round-off in x
+        # (the solution is not unique), not in the fit.
+        np.testing.assert_allclose(compiled_x, numpy_x, rtol=0, atol=1e-10 if m >= k else 1e-8)
+        fits = [np.einsum("nmk,nk->nm", a, x) for x in (numpy_x, compiled_x)]
+        np.testing.assert_allclose(fits[1], fits[0], rtol=0, atol=1e-10)
+        assert (numpy_x > 0).sum(axis=1).max() > 1
+
+
 def test_nnls_gram_edge_cases():
     gram = np.broadcast_to(np.eye(4), (3, 4, 4)).copy()
     # Non-positive correlations: the zero vector is optimal.

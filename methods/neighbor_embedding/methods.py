@@ -98,3 +98,10 @@ class NENNLS(_NeighbourEmbedding):
     def __init__(self, *, neighbors: int = 24, dictionary_dir: str | None = None) -> None:
         self.neighbors = neighbors
         self.dictionary_dir = dictionary_dir
+
+    def prepare(self, scale: int) -> None:
+        """Compile (or load from numba's cache) the NNLS kernel outside the timed call."""
+        super().prepare(scale)
+        from .nnls_kernel import warm_up
+
+        warm_up()

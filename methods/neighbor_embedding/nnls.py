@@ -48,6 +48,7 @@ def nnls_gram(
     *,
     tol: np.ndarray | float | None = None,
     max_iter: int | None = None,
+    compiled: bool | None = None,
 ) -> np.ndarray:
     """Solve ``min ||A x - y||`` subject to ``x >= 0`` for a stack of problems.
 
@@ -63,6 +64,10 @@ def nnls_gram(
         norm times ``sqrt(k)`` since only ``A^T A`` is known here.
     max_iter : int, optional
         Cap on the outer iterations (default ``3 * k``, as ``lsqnonneg``).
+    compiled : bool, optional
+        Solve with the numba kernel (:mod:`.nnls_kernel`: the same decisions, one problem
+        at a time, solutions equal to round-off) or with the stacked numpy iterations. The
+        default uses the kernel when numba is installed.
 
     Returns
     -------
@@ -102,8 +107,12 @@ def nnls_gram(
         tol = 10.0 * np.finfo(np.float64).eps * np.sqrt(diagonal).max(axis=1) * np.sqrt(k) * k
     tol = np.broadcast_to(np.asarray(tol, dtype=np.float64), (n,)).copy()
     max_iter = 3 * k if max_iter is None else int(max_iter)
+    from . import nnls_kernel
 
-    return _lawson_hanson(gram, rhs, tol, max_iter)
+    if compiled is None:
+        compiled = nnls_kernel.available()
+    solve = nnls_kernel.lawson_hanson if compiled else _lawson_hanson
+    return solve(gram, rhs, tol, max_iter)
 
 
 def _lawson_hanson(gram, rhs, tol, max_iter):

@@ -21,33 +21,12 @@ import numpy as np
 
 __all__ = ["available", "lars_local", "warm_up"]
 
-try:
-    import numba
-except (
-    ImportError
-):  # the kernel is optional: coding.py falls back to its numpy homotopy
-    numba = None
-
-
-def _jit(**options):
-    # error_model="numpy": a division by zero gives inf/nan, as in the numpy code, which the
-    # step rules then discard, instead of raising. cache=True: compiled once per install.
-    if numba is None:
-        return lambda function: function
-    return numba.njit(cache=True, nogil=True, error_model="numpy", **options)
-
-
-_prange = numba.prange if numba is not None else range
-
-
-def available() -> bool:
-    """Whether numba is installed (the compiled kernel is optional)."""
-    return numba is not None
+from srbench.jit import available, jit, limit_threads, prange
 
 
 def lars_local(gram, cand, corr, lam, exact, zero_tol, opt_tol, max_steps):
     """Same contract as :func:`srbench._methods.sparse.coding._lars_local`, compiled."""
-    _limit_threads()
+    limit_threads()
     n, k = corr.shape
     codes = np.zeros((n, k))
     lam_end = np.zeros(n)
@@ -79,25 +58,13 @@ def lars_local(gram, cand, corr, lam, exact, zero_tol, opt_tol, max_steps):
 
 def warm_up() -> None:
     """Compile the kernel now (the first call otherwise pays it: seconds, or a cache load)."""
-    if numba is None:
+    if not available():
         return
     gram = np.eye(2)
     lars_local(gram, np.array([[0, 1]]), np.array([[1.0, 0.5]]), 0.1, False, 1e-5, 1e-5, 4)
 
 
-def _limit_threads() -> None:
-    """Use no more threads than OpenMP is allowed (a worker of a ``--jobs 2`` run gets one)."""
-    import os
-
-    try:
-        allowed = int(os.environ.get("OMP_NUM_THREADS", "0"))
-    except ValueError:
-        allowed = 0
-    limit = numba.config.NUMBA_NUM_THREADS
-    numba.set_num_threads(min(limit, allowed) if allowed > 0 else limit)
-
-
-@_jit()
+@jit()
 def _grow(
     gram,
     cand_i,
@@ -160,7 +127,7 @@ def _grow(
     return hit, width
 
 
-@_jit()
+@jit()
 def _one(
     gram,
     cand_i,
@@ -331,7 +298,7 @@ def _one(
                     excluded[c] = False
 
 
-@_jit(parallel=True)
+@jit(parallel=True)
 def _kernel(
     gram,
     cand,
@@ -348,7 +315,7 @@ def _kernel(
     level_start,
     unorm,
 ):
-    for i in _prange(cand.shape[0]):
+    for i in prange(cand.shape[0]):
         scalars = np.zeros(4)
         row = corr[i].copy()
         _one(
