@@ -2,9 +2,12 @@
 
 The driver makes the LR input and scores the output; a worker receives only the method's
 input and the scale, and sends back only the output, its timing and its footprint. No plugin
-can read the answer from memory, by accident or on purpose (DESIGN.md section 5). Workers
-are started with ``spawn`` (a forked child would inherit the driver's memory, HR images
-included) and cached: one per method, kept across images, so a model is loaded once.
+can read the answer from memory, by accident or on purpose (DESIGN.md section 5). A worker
+is never a fork of the driver (it would inherit the driver's memory, HR images included):
+it is forked from a *zygote*, a fresh interpreter that has imported what workers share and
+never holds an image (see :class:`WorkerPool`), or, where that is not possible, it is a
+fresh interpreter itself. Workers are cached: one per method, kept across images, so a
+model is loaded once.
 
 What a worker computes for a cell is :func:`run_method`; the same function serves the local
 process pool and Dask, whose tasks likewise carry no HR image.
@@ -197,11 +200,13 @@ def _efficiency(method: Method, scale: int) -> dict[str, Any]:
 def _serve(connection: Any, spec: MethodSpec) -> None:
     """Worker main loop: build the method once, then answer (scale, x, repeat) requests."""
     if spec.threads:
+        # Read by libraries loaded from here on, and per call by code that sizes its own
+        # thread use from it (the sparse-coding kernel).
         os.environ["OMP_NUM_THREADS"] = str(spec.threads)
     try:
         method = build_method(spec)
-        if spec.threads and "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(spec.threads)
+        if spec.threads:
+            _limit_threads(spec.threads)
         connection.send(("ready", None))
     except BaseException as exc:  # noqa: BLE001 - reported to the driver, which goes on
         connection.send(("error", _describe(exc)))
@@ -220,87 +225,545 @@ def _serve(connection: Any, spec: MethodSpec) -> None:
             connection.send(("error", _describe(exc)))
 
 
+def _limit_threads(threads: int) -> None:
+    """Cap the thread pools of the libraries already loaded at ``threads``.
+
+    OpenBLAS and OpenMP read ``OMP_NUM_THREADS`` once, when they are loaded; in a worker
+    forked from the zygote, and even in a fresh one (numpy comes in with this module), that
+    moment has passed, so the limit is set through the libraries' own calls.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-class _Worker:
-    """A fresh interpreter running :func:`_serve`, talked to over a socket pair.
+# ---------------------------------------------------------------------- the zygote process
+#: What every worker imports, loaded once by the zygote so that a forked worker starts with
+#: it: numpy and scipy come in with srbench's modules and its built-in methods.
+_ZYGOTE_MODULES = ("numpy", "srbench", "srbench.registry", "srbench.runner", "multiprocessing.connection")
+#: Large libraries the zygote imports only when a worker of the pool needs them (torch costs
+#: about as much as everything above together, and a run of classical methods never uses
+#: it). torch._dynamo comes with torch: its FLOP counter imports it when a network's worker
+#: counts its MACs, another second per worker.
+_SHARED_LIBRARIES = {"torch": ("torch", "torch._dynamo")}
 
-    Started as ``python -m srbench.isolation FD`` rather than by multiprocessing: a spawned
-    multiprocessing child re-imports the parent's main module, which breaks any user script
-    that drives srbench without an ``if __name__ == "__main__"`` guard.
+
+def _import_all(names: Sequence[str]) -> None:
+    import importlib
+
+    for name in names:
+        if name not in sys.modules:
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError as exc:
+                if not exc.name or not (name == exc.name or name.startswith(exc.name + ".")):
+                    raise  # installed but broken: not a state to fork workers from
+                # Not installed: a worker that needs it reports that itself.
+
+
+def _import_builtin_methods() -> None:
+    """Import srbench's own method modules, and only those.
+
+    Other entry points and plugins are user code: a worker imports them after the fork, so
+    nothing a plugin does at import time (start a thread, open a file) is shared between
+    workers or runs in the zygote. The entry-point scan itself is cached by importlib and
+    inherited, so a worker's own discovery finds the built-ins already imported.
     """
+    import importlib
+    from importlib import metadata
 
-    def __init__(self, spec: MethodSpec) -> None:
+    from srbench.registry import BUILTIN_PACKAGE, ENTRY_POINT_GROUP
+
+    for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if point.module.startswith(BUILTIN_PACKAGE + "."):
+            importlib.import_module(point.module)
+
+
+def _fork_hazard() -> str:
+    """Why forking this process would be unsafe now ('' when it is not).
+
+    A forked child has only the thread that forked; a lock another thread held stays held
+    in it. No preloaded module may start a Python thread. (OpenBLAS's own pool threads are
+    fork-safe: it shuts them down around ``fork``. OpenMP is not, which is why the zygote
+    never computes anything, so no parallel region has ever run in it.)
+    """
+    import threading
+
+    count = threading.active_count()
+    return f"the zygote runs {count} Python threads; forking it is not safe" if count > 1 else ""
+
+
+def _send_fd(connection: Any, fd: int) -> None:
+    import socket
+
+    with socket.socket(fileno=os.dup(connection.fileno())) as channel:
+        socket.send_fds(channel, [b"F"], [fd])
+
+
+def _receive_fd(connection: Any) -> int:
+    import socket
+
+    with socket.socket(fileno=os.dup(connection.fileno())) as channel:
+        # Close-on-exec: a subprocess a worker starts must not keep the worker's line open
+        # (the driver sees a worker's death as the end of that line).
+        _, fds, _, _ = socket.recv_fds(channel, 1, 1, socket.MSG_CMSG_CLOEXEC)
+    if len(fds) != 1:
+        raise OSError("expected one file descriptor from the driver")
+    return fds[0]
+
+
+class _Children:
+    """The zygote's forked workers: reaped as they exit, their exit codes kept until asked."""
+
+    def __init__(self) -> None:
+        self.running: set[int] = set()
+        self.codes: dict[int, int] = {}
+
+    def reap(self, *_: object) -> None:
+        """SIGCHLD handler: collect every child that has exited, so none stays a zombie."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.running.discard(pid)
+            self.codes[pid] = os.waitstatus_to_exitcode(status)
+
+    def exit_code(self, pid: int, wait: float = 2.0) -> int | None:
+        """``pid``'s exit code; a worker whose line just closed may take a moment to exit."""
+        deadline = time.monotonic() + wait
+        while pid not in self.codes and pid in self.running and time.monotonic() < deadline:
+            self.reap()
+            time.sleep(0.005)
+        return self.codes.pop(pid, None)
+
+    def kill(self, pid: int) -> None:
+        import signal
+
+        if pid in self.running:  # never signal a pid that may have been reused
+            os.kill(pid, signal.SIGKILL)
+
+    def stop(self, wait: float = 5.0) -> None:
+        """Wait for the workers to finish (the driver has asked them to), then kill the rest."""
+        import signal
+
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        deadline = time.monotonic() + wait
+        while self.running and time.monotonic() < deadline:
+            self.reap()
+            time.sleep(0.01)
+        for pid in list(self.running):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            self.running.discard(pid)
+
+
+def _zygote(control: Any) -> Any:
+    """Zygote main loop: import what workers share once, then fork a worker per request.
+
+    Requests: ``("fork", libraries, cwd, environ)`` followed by the worker's end of its socket
+    pair (answered ``("forked", pid)``), ``("exit_code", pid)``, ``("kill", pid)``, and None
+    (stop, after the workers). The zygote is a fresh interpreter that never receives an
+    image, so nothing a worker inherits from it came from the driver.
+
+    Returns None in the zygote, once it is done. In a forked worker it returns too: the
+    worker's connection, for :func:`_main` to serve as a fresh worker would, so that the
+    worker ends as an interpreter does (``atexit``, buffered files flushed).
+    """
+    import signal
+
+    # Ctrl-C reaches the whole process group: the workers take it as a fresh one would (the
+    # disposition this interpreter started with: ignored where the driver's was), the zygote
+    # stops when the driver closes it (it has nothing of its own to interrupt).
+    on_interrupt = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    children = _Children()
+    signal.signal(signal.SIGCHLD, children.reap)
+    home, me = os.getcwd(), os.getpid()
+    try:
+        _import_all(_ZYGOTE_MODULES)
+        _import_builtin_methods()
+        hazard = _fork_hazard()
+        if hazard:
+            raise RuntimeError(hazard)
+    except BaseException as exc:  # noqa: BLE001 - the driver falls back to fresh workers
+        control.send(("error", _describe(exc)))
+        return None
+    control.send(("ready", None))
+    broken = ""
+    try:
+        while True:
+            try:
+                request = control.recv()
+            except EOFError:
+                return None
+            if request is None:
+                return None
+            kind, *args = request
+            if kind == "exit_code":
+                control.send(("exit_code", children.exit_code(args[0])))
+                continue
+            if kind == "kill":
+                children.kill(args[0])
+                control.send(("killed", None))
+                continue
+            libraries, cwd, environ = args
+            fd = _receive_fd(control)
+            try:
+                if broken:
+                    raise RuntimeError(broken)
+                try:
+                    _import_all(libraries)
+                except BaseException as exc:  # noqa: BLE001 - half an import may be left behind
+                    broken = f"importing {', '.join(libraries)} failed ({_describe(exc)})"
+                    raise RuntimeError(broken) from None
+                hazard = _fork_hazard()
+                if hazard:
+                    raise RuntimeError(hazard)
+                # Held back until the child is on the list, so that one dying at once is
+                # still reaped as known, never signalled later under a reused pid.
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+                try:
+                    pid = os.fork()
+                    if pid == 0:
+                        return _become_worker(control, fd, cwd, environ, home, on_interrupt)
+                    children.running.add(pid)
+                finally:
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+            except BaseException as exc:  # noqa: BLE001
+                os.close(fd)
+                control.send(("error", _describe(exc)))
+                continue
+            os.close(fd)  # the worker's alone now: its death closes the driver's line
+            control.send(("forked", pid))
+    finally:
+        if os.getpid() == me:  # a worker has no children of the zygote's to stop
+            children.stop()
+
+
+def _become_worker(
+    control: Any, fd: int, cwd: str, environ: Mapping[str, str], home: str, on_interrupt: Any
+) -> Any:
+    """In a child of the zygote: become what a worker started now would be; its connection.
+
+    Nothing here may raise into the zygote's loop, which would go on in the child.
+    """
+    import signal
+    import traceback
+    from multiprocessing.connection import Connection
+
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # a method's own subprocesses are its to wait for
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        signal.signal(signal.SIGINT, on_interrupt)
+        control.close()  # the zygote's line to the driver is not this worker's
+        # The driver's directory (a plugin given by a relative path or module name is found
+        # from it) and environment, as a fresh worker would inherit them.
+        if cwd != home:
+            os.chdir(cwd)
+            if sys.path and sys.path[0] == home:
+                sys.path[0] = cwd
+        os.environ.clear()
+        os.environ.update(environ)
+        np.random.seed()  # not the zygote's state, shared by every worker forked from it
+        return Connection(fd)
+    except BaseException:  # noqa: BLE001
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+
+
+# ---------------------------------------------------------------------- the driver side
+class _ZygoteError(Exception):
+    """The zygote could not start, or cannot fork a worker: use a fresh interpreter instead."""
+
+
+def _start_process(role: tuple[str, ...]) -> tuple[Any, Any]:
+    """``python -m srbench.isolation ROLE... FD`` and the driver's end of its socket pair."""
+    import socket
+    import subprocess
+    from multiprocessing.connection import Connection
+
+    mine, theirs = socket.socketpair()
+    with theirs:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "srbench.isolation", *role, str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    return process, Connection(mine.detach())
+
+
+class _Zygote:
+    """The driver's handle on the zygote process, started once per :class:`WorkerPool`."""
+
+    def __init__(self) -> None:
+        self.process, self.connection = _start_process(("--zygote",))
+        try:
+            status, detail = self.connection.recv()
+        except (EOFError, OSError):
+            status, detail = "error", f"exited with code {self.process.wait()}"
+        if status != "ready":
+            self.close()
+            raise _ZygoteError(f"the zygote did not start: {detail}")
+
+    def _ask(self, request: tuple) -> tuple[str, Any]:
+        try:
+            self.connection.send(request)
+            return self.connection.recv()
+        except (EOFError, OSError) as exc:
+            raise _ZygoteError(f"the zygote is gone ({_describe(exc)})") from None
+
+    def fork(self, libraries: Sequence[str]) -> tuple[int, Any]:
+        """A new worker: its pid, and the driver's end of the line to it."""
         import socket
-        import subprocess
         from multiprocessing.connection import Connection
 
         mine, theirs = socket.socketpair()
-        with theirs:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "srbench.isolation", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        self.connection = Connection(mine.detach())
-        self.connection.send(spec)
-        status, detail = self._receive()
-        if status != "ready":
-            self.close()
-            raise WorkerError(detail)
+        with mine, theirs:
+            try:
+                self.connection.send(("fork", tuple(libraries), os.getcwd(), dict(os.environ)))
+                _send_fd(self.connection, theirs.fileno())
+                status, detail = self.connection.recv()
+            except (EOFError, OSError) as exc:
+                raise _ZygoteError(f"the zygote is gone ({_describe(exc)})") from None
+            if status != "forked":
+                raise _ZygoteError(f"the zygote cannot fork a worker: {detail}")
+            return detail, Connection(mine.detach())
 
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def _receive(self) -> tuple[str, Any]:
+    def exit_code(self, pid: int) -> int | None:
         try:
-            return self.connection.recv()
-        except (EOFError, OSError):
-            code = self.process.poll()
-            raise WorkerError(f"the method's worker process died (exit code {code})") from None
+            return self._ask(("exit_code", pid))[1]
+        except _ZygoteError:
+            return None
 
-    def run(self, scale: int, x: np.ndarray, repeat: int) -> dict[str, Any]:
-        self.connection.send((scale, x, repeat))
-        status, detail = self._receive()
-        if status != "ok":
-            raise MethodError(detail)
-        return detail
+    def kill(self, pid: int) -> None:
+        try:
+            self._ask(("kill", pid))
+        except _ZygoteError:
+            pass
 
     def close(self) -> None:
         try:
             self.connection.send(None)
         except (OSError, ValueError):
             pass
-        try:
-            self.process.wait(timeout=5)
-        except Exception:  # noqa: BLE001 - a worker that will not stop is killed
+        try:  # it waits up to 5 s for its workers before killing them
+            self.process.wait(timeout=10)
+        except Exception:  # noqa: BLE001
             self.process.kill()
             self.process.wait()
         self.connection.close()
 
 
-class WorkerPool:
-    """One cached worker per method spec; a worker that dies is replaced on next use."""
+def _libraries_for(spec: MethodSpec) -> tuple[str, ...]:
+    """The large libraries (:data:`_SHARED_LIBRARIES`) a worker for ``spec`` will import.
 
-    def __init__(self) -> None:
-        self._workers: dict[MethodSpec, _Worker] = {}
+    A method that can run on CUDA is a torch method; so is a ``--model`` network. The class
+    is looked up in this process's registry, where the runner found it; a class only a
+    private registry holds is not found, and its worker imports torch itself.
+    """
+    if not spec.models:
+        from srbench.registry import get_registry
 
-    def run(self, spec: MethodSpec, scale: int, x: np.ndarray, repeat: int = 1) -> dict[str, Any]:
-        worker = self._workers.get(spec)
-        if worker is None or not worker.alive():
-            worker = self._workers[spec] = _Worker(spec)
+        entry = get_registry().entries.get(spec.registered)
+        if entry is None or "cuda" not in entry.cls.devices:
+            return ()
+    return _SHARED_LIBRARIES["torch"]
+
+
+def _fork_supported() -> bool:
+    import socket
+
+    # macOS and others: system frameworks are not fork-safe once loaded, and there is no
+    # SCM_RIGHTS flag for close-on-exec; fresh interpreters are the safe choice there.
+    return sys.platform.startswith("linux") and hasattr(os, "fork") and hasattr(socket, "send_fds")
+
+
+class _Worker:
+    """A process running :func:`_serve` for one method, talked to over a socket pair.
+
+    Forked from the pool's zygote where it can be (see :class:`WorkerPool`), else a fresh
+    interpreter: ``python -m srbench.isolation FD``, rather than a multiprocessing spawn,
+    whose child re-imports the parent's main module and so breaks any user script that
+    drives srbench without an ``if __name__ == "__main__"`` guard.
+    """
+
+    def __init__(self, spec: MethodSpec, zygote: _Zygote | None = None) -> None:
+        self.zygote = zygote
+        self.process: Any = None
+        if zygote is not None:
+            self.pid, self.connection = zygote.fork(_libraries_for(spec))
+        else:
+            self.process, self.connection = _start_process(())
+            self.pid = self.process.pid
         try:
-            return worker.run(scale, x, repeat)
-        except WorkerError:
-            self._workers.pop(spec, None)
-            raise
+            self.connection.send(spec)
+        except OSError:
+            pass  # it died before reading: _receive says so
+        status, detail = self._receive()
+        if status != "ready":
+            self.close()
+            raise WorkerError(detail)
+
+    def alive(self) -> bool:
+        if self.process is not None:
+            return self.process.poll() is None
+        # Not this process's child: between requests nothing is due from a live worker, so
+        # anything to read is the end of the line.
+        try:
+            return not self.connection.poll()
+        except (OSError, ValueError):
+            return False
+
+    def exit_code(self) -> int | None:
+        if self.process is None:
+            return self.zygote.exit_code(self.pid) if self.zygote is not None else None
+        try:
+            return self.process.wait(timeout=2)
+        except Exception:  # noqa: BLE001 - its line closed but it has not exited yet
+            return self.process.poll()
+
+    def _receive(self) -> tuple[str, Any]:
+        try:
+            return self.connection.recv()
+        except (EOFError, OSError):
+            raise WorkerError(f"the method's worker process died (exit code {self.exit_code()})") from None
+
+    def run(self, scale: int, x: np.ndarray, repeat: int) -> dict[str, Any]:
+        try:
+            self.connection.send((scale, x, repeat))
+        except OSError:
+            pass  # dead: _receive says so
+        status, detail = self._receive()
+        if status != "ok":
+            raise MethodError(detail)
+        return detail
+
+    def stop(self) -> None:
+        """Ask the worker to finish (it exits once it has read this)."""
+        try:
+            self.connection.send(None)
+        except (OSError, ValueError):
+            pass
+
+    def wait(self, timeout: float = 5.0) -> None:
+        """Wait for the worker to exit after :meth:`stop`; kill it after ``timeout`` seconds."""
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=timeout)
+            except Exception:  # noqa: BLE001 - a worker that will not stop is killed
+                self.process.kill()
+                self.process.wait()
+        else:
+            try:  # its end of the line closes when it exits; the zygote then reaps it
+                finished = self.connection.poll(timeout)
+            except (OSError, ValueError):
+                finished = True
+            if not finished and self.zygote is not None:
+                self.zygote.kill(self.pid)
+        self.connection.close()
 
     def close(self) -> None:
-        for worker in self._workers.values():
+        self.stop()
+        self.wait()
+
+
+class WorkerPool:
+    """One cached worker per method spec; a worker that dies is replaced on next use.
+
+    Starting a worker as a fresh interpreter costs its imports every time (torch alone is
+    seconds). On Linux the pool therefore starts, at first use, a *zygote*: a fresh
+    interpreter (``python -m srbench.isolation --zygote FD``, never a fork of this process,
+    so it holds no image and none of the driver's memory) that imports numpy, scipy,
+    srbench and its built-in methods once, torch too when a worker needs it, and then
+    forks each worker on request. A forked worker loads plugins and ``--model`` networks
+    itself (user code never runs in the zygote), applies ``spec.threads`` through the
+    libraries' own calls, and serves as a fresh one would. Where fork is unavailable, for
+    CUDA workers, or when the zygote fails, workers are fresh interpreters as before.
+
+    Parameters
+    ----------
+    zygote : bool, optional
+        False: every worker a fresh interpreter. Default: the ``SRBENCH_WORKER_START``
+        environment variable (``spawn`` for fresh interpreters), else True.
+    """
+
+    def __init__(self, zygote: bool | None = None) -> None:
+        if zygote is None:
+            zygote = os.environ.get("SRBENCH_WORKER_START", "").strip().lower() != "spawn"
+        self._workers: dict[MethodSpec, _Worker] = {}
+        self._zygote: _Zygote | None = None
+        #: Why workers are fresh interpreters rather than forks of a zygote (None: they are forks).
+        self.zygote_error: str | None = None
+        if not zygote:
+            self.zygote_error = "fresh interpreters asked for"
+        elif not _fork_supported():
+            self.zygote_error = "fork is not available on this platform"
+
+    def start(self, spec: MethodSpec) -> None:
+        """Start the worker for ``spec`` now (its method built, models loaded), unless one is running."""
+        worker = self._workers.get(spec)
+        if worker is not None and worker.alive():
+            return
+        if worker is not None:
+            self._discard(spec)
+        self._workers[spec] = self._new_worker(spec)
+
+    def run(self, spec: MethodSpec, scale: int, x: np.ndarray, repeat: int = 1) -> dict[str, Any]:
+        self.start(spec)
+        try:
+            return self._workers[spec].run(scale, x, repeat)
+        except WorkerError:
+            self._discard(spec)
+            raise
+
+    def _discard(self, spec: MethodSpec) -> None:
+        worker = self._workers.pop(spec, None)
+        if worker is not None:
             worker.close()
+
+    def _new_worker(self, spec: MethodSpec) -> _Worker:
+        # CUDA workers stay fresh interpreters: the saving is small beside creating a CUDA
+        # context, and forking is only safe while nothing in the zygote has touched CUDA.
+        if self.zygote_error is None and spec.device != "cuda":
+            try:
+                if self._zygote is None:
+                    self._zygote = _Zygote()
+                return _Worker(spec, self._zygote)
+            except _ZygoteError as exc:
+                self.zygote_error = str(exc)
+                if self._zygote is not None:
+                    self._zygote.close()
+                    self._zygote = None
+        return _Worker(spec)
+
+    def close(self) -> None:
+        """Stop every worker, then the zygote (which reaps its workers); no process is left."""
+        workers = list(self._workers.values())
         self._workers.clear()
+        for worker in workers:  # all asked at once: they finish side by side
+            worker.stop()
+        for worker in workers:
+            worker.wait()
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -314,8 +777,43 @@ def freeze(settings: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in settings.items()))
 
 
-if __name__ == "__main__":  # a worker: python -m srbench.isolation FD
+def _main(argv: Sequence[str]) -> None:
+    """``python -m srbench.isolation FD`` (a worker) or ``... --zygote FD`` (a pool's zygote)."""
     from multiprocessing.connection import Connection
 
-    channel = Connection(int(sys.argv[1]))
-    _serve(channel, channel.recv())
+    if not (len(argv) == 1 or (len(argv) == 2 and argv[0] == "--zygote")) or not argv[-1].isdigit():
+        sys.exit("usage: python -m srbench.isolation [--zygote] FD (started by srbench, not by hand)")
+    connection = Connection(int(argv[-1]))
+    if len(argv) == 2:
+        connection = _zygote(connection)
+        if connection is None:  # the zygote, done: it ran no user code, so no atexit is owed
+            _exit(run_atexit=False)
+    _serve(connection, connection.recv())
+    connection.close()
+    _exit(run_atexit=True)
+
+
+def _exit(*, run_atexit: bool) -> None:
+    """End the process without the interpreter's module teardown.
+
+    With torch loaded the teardown takes about a second, and the driver's ``close()`` waits
+    for every worker and the zygote to be gone. A worker's ``atexit`` handlers (a plugin's
+    clean-up) still run, and standard output and error are flushed.
+    """
+    import atexit
+
+    if run_atexit:
+        atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001, S110 - nowhere left to report it
+            pass
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    # Run from the imported module, not this __main__ copy: one set of classes and caches.
+    from srbench.isolation import _main as main
+
+    main(sys.argv[1:])

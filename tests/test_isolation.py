@@ -1,7 +1,12 @@
 """A method under test runs where the HR image is not: it cannot read the answer."""
 
-import numpy as np
+import importlib.util
+import os
 
+import numpy as np
+import pytest
+
+from srbench import isolation
 from srbench.protocol import degrade, modcrop
 from srbench.registry import Registry
 from srbench.runner import RunConfig, Runner
@@ -77,3 +82,220 @@ def test_scored_outputs_are_kept_beside_the_store_by_content(tmp_path, data_dir)
         Runner(store).run(RunConfig(methods=["bicubic"], datasets=["Set5"], scales=[3], data_dir=data_dir,
                                     save_outputs=False))  # fmt: skip
         assert {r.output for r in store.results()} == {None}
+
+
+# ---------------------------------------------------------------------- how workers start
+# The pool forks workers from a zygote (a fresh interpreter that imported what workers share)
+# where it can, and starts fresh interpreters otherwise; both must behave the same.
+CRASHING = '''
+import os
+from srbench import Method, register
+from srbench.protocol import imresize
+
+
+@register
+class Crashing(Method):
+    name = "crashing"
+    label = "Crashing"
+    scales = frozenset({2, 3})
+
+    def __init__(self):
+        pass
+
+    def _upscale(self, lr, scale):
+        if scale == 2:
+            os._exit(3)  # a native crash or a plugin's own exit: no exception, no answer
+        return imresize(lr, scale)
+'''
+
+# Reports, as its output's value, the largest thread pool of the libraries it has loaded.
+THREADS = '''
+import numpy as np
+from srbench import Method, register
+
+
+@register
+class Threads(Method):
+    name = "threads"
+    label = "Threads"
+    scales = frozenset({2})
+
+    def __init__(self):
+        pass
+
+    def _upscale(self, lr, scale):
+        import torch
+        from threadpoolctl import threadpool_info
+
+        most = max([torch.get_num_threads()] + [pool["num_threads"] for pool in threadpool_info()])
+        return np.full((lr.shape[0] * scale, lr.shape[1] * scale), most / 255, dtype=np.float32)
+'''
+
+
+def _spec(name, plugins=(), threads=None):
+    from srbench.isolation import MethodSpec
+    from srbench.registry import get_registry
+
+    version = get_registry().get(name).version if not plugins else ""
+    return MethodSpec(name, (), "cpu", tuple(plugins), (), version, threads)
+
+
+def _plugin(tmp_path, source, name):
+    path = tmp_path / f"{name}_plugin.py"
+    path.write_text(source)
+    return str(path)
+
+
+def _lr(scale=3, seed=0):
+    from tests.conftest import natural_image
+
+    return degrade(modcrop(natural_image((48, 60), seed=seed), scale), scale)
+
+
+def _gone(pid):
+    """Whether ``pid`` has exited and been reaped (a zombie still has its /proc entry)."""
+    from pathlib import Path
+
+    return not Path(f"/proc/{pid}").exists()
+
+
+needs_fork = pytest.mark.skipif(not isolation._fork_supported(), reason="workers fork from a zygote only on Linux")
+
+
+@needs_fork
+def test_a_forked_worker_computes_exactly_what_the_method_computes_in_process():
+    from srbench.isolation import WorkerPool, build_method, run_method
+
+    names = ["bicubic", "anr"]
+    if importlib.util.find_spec("torch") is not None:
+        names.append("espcn")  # torch imported in the zygote, its thread pools first used in the worker
+    x = _lr()
+    with WorkerPool() as pool:
+        for name in names:
+            spec = _spec(name)
+            expected = run_method(build_method(spec), x, 3)
+            answer = pool.run(spec, 3, x)
+            assert pool._workers[spec].process is None, "forked from the zygote, not a fresh interpreter"
+            np.testing.assert_array_equal(answer["sr"], expected["sr"])
+            assert answer["parameters"] == expected["parameters"] and answer["macs"] == expected["macs"]
+        assert pool.zygote_error is None
+
+
+@needs_fork
+def test_a_run_scores_the_same_through_forked_and_fresh_workers(tmp_path, data_dir, monkeypatch):
+    scores = {}
+    for start in ("zygote", "spawn"):
+        monkeypatch.setenv("SRBENCH_WORKER_START", start)
+        with ResultStore(tmp_path / f"{start}.sqlite") as store:
+            summary = Runner(store).run(RunConfig(methods=["bicubic", "anr"], datasets=["Set5"], scales=[3],
+                                                  data_dir=data_dir, save_outputs=False))  # fmt: skip
+            assert summary.failed == 0
+            scores[start] = {(r.method, r.image): (r.psnr, r.ssim) for r in store.results()}
+    assert scores["zygote"] == scores["spawn"] and len(scores["spawn"]) == 10
+
+
+@pytest.mark.parametrize("zygote", [True, False], ids=["zygote", "spawn"])
+def test_both_ways_of_starting_a_worker_run_plugins(tmp_path, zygote):
+    from srbench.isolation import WorkerPool
+    from srbench.protocol import imresize
+
+    spec = _spec("crashing", [_plugin(tmp_path, CRASHING, "crashing")])
+    x = _lr()
+    with WorkerPool(zygote=zygote) as pool:
+        np.testing.assert_array_equal(pool.run(spec, 3, x)["sr"], imresize(x, 3))
+        forked = pool._workers[spec].process is None
+    assert forked == (zygote and isolation._fork_supported())
+
+
+@needs_fork
+def test_a_zygote_that_cannot_start_leaves_fresh_workers(monkeypatch):
+    from srbench.isolation import WorkerPool
+
+    start = isolation._start_process
+    # A zygote that exits at once, as one whose interpreter cannot start would.
+    monkeypatch.setattr(isolation, "_start_process", lambda role: start(("--bogus",) if role else role))
+    x = _lr()
+    with WorkerPool() as pool:
+        answer = pool.run(_spec("bicubic"), 3, x)
+        assert pool._workers[_spec("bicubic")].process is not None
+        assert "zygote did not start" in pool.zygote_error
+    assert answer["sr"].shape == (x.shape[0] * 3, x.shape[1] * 3)
+
+
+@needs_fork
+def test_a_zygote_that_dies_leaves_fresh_workers_for_what_follows():
+    from srbench.isolation import WorkerPool
+
+    x = _lr()
+    with WorkerPool() as pool:
+        pool.run(_spec("bicubic"), 3, x)
+        pool._zygote.process.kill()
+        pool._zygote.process.wait()
+        pool.run(_spec("anr"), 3, x)
+        assert pool._workers[_spec("anr")].process is not None
+        assert "zygote is gone" in pool.zygote_error
+        pool.run(_spec("bicubic"), 3, x)  # the worker forked before still serves
+
+
+@pytest.mark.parametrize("zygote", [True, False], ids=["zygote", "spawn"])
+def test_a_worker_that_crashes_is_reported_in_one_line_and_replaced(tmp_path, zygote):
+    from srbench.isolation import WorkerError, WorkerPool
+
+    spec = _spec("crashing", [_plugin(tmp_path, CRASHING, "crashing")])
+    x = _lr(2)
+    with WorkerPool(zygote=zygote) as pool:
+        pool.run(spec, 3, _lr(3))
+        first = pool._workers[spec].pid
+        with pytest.raises(WorkerError) as caught:
+            pool.run(spec, 2, x)
+        assert str(caught.value) == "the method's worker process died (exit code 3)"
+        assert spec not in pool._workers and _gone(first)
+        pool.run(spec, 3, _lr(3))
+        assert pool._workers[spec].pid != first
+
+
+@pytest.mark.parametrize("zygote", [True, False], ids=["zygote", "spawn"])
+def test_close_leaves_no_process_behind(tmp_path, zygote):
+    from srbench.isolation import WorkerPool
+
+    x = _lr()
+    pool = WorkerPool(zygote=zygote)
+    for name in ("bicubic", "anr"):
+        pool.run(_spec(name), 3, x)
+    pids = [w.pid for w in pool._workers.values()]
+    if pool._zygote is not None:
+        pids.append(pool._zygote.process.pid)
+        assert len(pids) == 3
+    pool.close()
+    assert [pid for pid in pids if not _gone(pid)] == []
+    assert pool._workers == {} and pool._zygote is None
+
+
+@needs_fork
+def test_a_forked_worker_holds_only_its_own_line(tmp_path):
+    """The zygote's socket to the driver is closed in the worker: one socket, its own."""
+    from srbench.isolation import WorkerPool
+
+    with WorkerPool() as pool:
+        pool.run(_spec("bicubic"), 3, _lr())
+        pid = pool._workers[_spec("bicubic")].pid
+        targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    assert sum(t.startswith("socket:") for t in targets) == 1, targets
+
+
+@pytest.mark.parametrize("zygote", [True, False], ids=["zygote", "spawn"])
+def test_spec_threads_limits_every_thread_pool_of_the_worker(tmp_path, monkeypatch, zygote):
+    pytest.importorskip("torch")
+    pytest.importorskip("threadpoolctl")
+    from srbench.isolation import WorkerPool
+
+    plugin = _plugin(tmp_path, THREADS, "threads")
+    # As for a network: torch (and its OpenMP) loaded in the zygote, before any limit is set.
+    monkeypatch.setattr(isolation, "_libraries_for", lambda spec: isolation._SHARED_LIBRARIES["torch"])
+    x = _lr(2)
+    with WorkerPool(zygote=zygote) as pool:
+        limited = pool.run(_spec("threads", [plugin], threads=1), 2, x)["sr"]
+        default = pool.run(_spec("threads", [plugin]), 2, x)["sr"]
+    assert np.all(np.round(limited * 255) == 1)
+    if (os.cpu_count() or 1) > 1 and "OMP_NUM_THREADS" not in os.environ:
+        assert np.all(np.round(default * 255) > 1), "threads=None keeps the libraries' defaults"
