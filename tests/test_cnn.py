@@ -667,3 +667,20 @@ def test_shipped_networks_are_unchanged_by_the_cpu_formulations():
             finally:
                 net.fast_inference = True
             np.testing.assert_allclose(fast, reference, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("name", ["srcnn", "srcnn_955", "fsrcnn", "espcn"])
+def test_mac_count_from_a_small_input_equals_the_full_count(name, monkeypatch):
+    # The shipped networks' MACs are counted on an input 8x smaller per side and scaled by
+    # the area; that is exact only if every layer's cost is proportional to the area.
+    import srbench.nn.efficiency as efficiency
+    from srbench.registry import get_registry
+    from srbench.runner import instantiate
+
+    method, _ = instantiate(get_registry().get(name), "cpu")
+    monkeypatch.setattr(efficiency, "MAC_INPUT_SIZE", 48)
+    scaled = method.efficiency(3)
+    monkeypatch.setattr(cnn, "_MAC_AREA_STEP", 1)
+    full = method.efficiency(3)
+    assert scaled == full
+    assert full["macs"] > 0 and full["parameters"] > 0

@@ -492,6 +492,15 @@ class FSRCNN(nn.Module):
 
     output_params = ("deconv.weight", "deconv.bias")
 
+    def architecture_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The layers as the paper counts them: same-size convolutions, the deconvolution on
+        the LR grid (for MAC counts; test time also runs it on a replicate-extended border)."""
+        for layer in self.body:
+            if isinstance(layer, nn.Conv2d):
+                x = _pad(x, layer.kernel_size[0])
+            x = layer(x)
+        return self.deconv(x)
+
 
 def build_model(arch: str, scale: int, **kwargs) -> nn.Module:
     """Construct a network by architecture name ("srcnn", "espcn", "fsrcnn")."""
