@@ -537,6 +537,9 @@ def test_the_summary_latex_compiles(tmp_path):
     assert r"\usepackage{booktabs}" in text and r"\toprule" in text and r"\midrule" in text and r"\bottomrule" in text
     assert r"My\_Net \& 50\% \#1" in text and r"\multicolumn{3}{c}{Urban100}" in text and "(1/2)" in text
     assert "Ssim" not in text and "protocol matlab" in text
+    assert "landscape" in text  # twelve dataset x scale columns
+    narrow = [r for r in rows if r.dataset == "Set5"]
+    assert "landscape" not in pivot_latex(summary_pivots(results_frame(narrow)))
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended): "
                     "the LaTeX was checked as text only")  # fmt: skip

@@ -238,6 +238,9 @@ def pivot_latex(pivots: Sequence[Pivot], runs_lines: Sequence[str] = ()) -> str:
         r"\documentclass{article}",
         r"\usepackage{booktabs}",
         r"\usepackage{graphicx}",
+        # The standard suite's twelve dataset x scale columns fit a landscape page with
+        # little shrinking; on a portrait one they shrink to unreadable print.
+        *([r"\usepackage[landscape,margin=1.5cm]{geometry}"] if any(len(p.columns) > 6 for p in pivots) else []),
         r"\begin{document}",
         r"% --- tables: copy from here into a paper that loads booktabs and graphicx ---",
     ]
