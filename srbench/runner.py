@@ -111,15 +111,30 @@ def resolve_device(method: Method, requested: str) -> str:
         return "cpu"
     if requested == "cpu":
         return "cpu"
-    try:
-        import torch
+    available = False
+    if _gpu_driver_possible():
+        try:
+            import torch
 
-        available = torch.cuda.is_available()
-    except ImportError:
-        available = False
+            available = torch.cuda.is_available()
+        except ImportError:
+            pass
     if requested == "cuda" and not available:
         raise RunError("--device cuda asked for, but no CUDA device is available")
     return "cuda" if available else "cpu"
+
+
+def _gpu_driver_possible() -> bool:
+    """False only where no GPU driver can be present: Linux without NVIDIA's, WSL's or ROCm's
+    device nodes.
+
+    Asking torch costs its import (1-2 s in the driver, which otherwise never needs it), for
+    an answer these files already give on a CPU-only Linux machine.
+    """
+    if not sys.platform.startswith("linux"):
+        return True
+    nodes = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg", "/dev/kfd")
+    return any(os.path.exists(node) for node in nodes)
 
 
 def validate_output(sr: Any, expected_shape: tuple[int, ...]) -> np.ndarray:

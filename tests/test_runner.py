@@ -244,3 +244,29 @@ def test_dask_executor_gives_the_same_numbers_as_a_local_run(tmp_path):
     assert remote == local
     # The worker (in this process) is the driver's machine: one run, named by every result.
     assert set(runs) == {summary.run_id} and runs_named == {summary.run_id}
+
+
+def test_auto_device_asks_torch_only_where_a_gpu_driver_can_exist(monkeypatch):
+    import types
+
+    from srbench import runner
+
+    class Net:
+        name = "net"
+        devices = ("cpu", "cuda")
+
+    class Untouchable(types.ModuleType):
+        def __getattr__(self, name):
+            raise AssertionError("torch was consulted")
+
+    monkeypatch.setitem(sys.modules, "torch", Untouchable("torch"))
+    monkeypatch.setattr(runner, "_gpu_driver_possible", lambda: False)
+    assert runner.resolve_device(Net(), "auto") == "cpu"
+    with pytest.raises(runner.RunError, match="no CUDA device"):
+        runner.resolve_device(Net(), "cuda")
+
+    fake = types.ModuleType("torch")
+    fake.cuda = types.SimpleNamespace(is_available=lambda: True)
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    monkeypatch.setattr(runner, "_gpu_driver_possible", lambda: True)
+    assert runner.resolve_device(Net(), "auto") == "cuda"
