@@ -55,3 +55,21 @@ def limit_threads() -> None:
         allowed = 0
     limit = numba.config.NUMBA_NUM_THREADS
     numba.set_num_threads(min(limit, allowed) if allowed > 0 else limit)
+
+
+def warm_up_all() -> None:
+    """Compile (or load from numba's cache) every kernel srbench ships: ``python -m srbench.jit``."""
+    import numpy as np
+
+    from srbench import metrics
+    from srbench._methods.neighbor_embedding import nnls_kernel
+    from srbench._methods.sparse import lars_kernel
+
+    lars_kernel.warm_up()
+    nnls_kernel.warm_up()
+    image = np.arange(144, dtype=np.float64).reshape(12, 12)
+    metrics.ssim_255(image, image)
+
+
+if __name__ == "__main__":
+    warm_up_all()

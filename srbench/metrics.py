@@ -62,6 +62,21 @@ def _filter_valid(image: np.ndarray, window: np.ndarray) -> np.ndarray:
     return out[radius:-radius, radius:-radius]
 
 
+def _local_means(maps: np.ndarray, window: np.ndarray, *, compiled: bool | None = None) -> np.ndarray:
+    """Each of ``maps`` (k, H, W) filtered with the window, 'valid'.
+
+    The compiled kernel (:mod:`srbench.ssim_kernel`) gives the same numbers as scipy's
+    ``correlate1d`` several times faster; scipy is the fallback without numba.
+    """
+    from srbench import ssim_kernel
+
+    if compiled is None:
+        compiled = ssim_kernel.available()
+    if compiled:
+        return ssim_kernel.filter_valid_stack(maps, window)
+    return np.stack([_filter_valid(m, window) for m in maps])
+
+
 def ssim(sr: np.ndarray, hr: np.ndarray, *, border: int = 0) -> float:
     """Mean SSIM as Wang et al.'s MATLAB ``ssim_index`` (11x11 Gaussian, sigma 1.5).
 
@@ -81,12 +96,11 @@ def ssim_255(a: np.ndarray, b: np.ndarray) -> float:
     window = _gaussian_window()
     c1 = (0.01 * 255) ** 2
     c2 = (0.03 * 255) ** 2
-    mu_a = _filter_valid(a, window)
-    mu_b = _filter_valid(b, window)
+    mu_a, mu_b, sq_a, sq_b, prod = _local_means(np.stack([a, b, a * a, b * b, a * b]), window)
     mu_a2, mu_b2, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
-    var_a = _filter_valid(a * a, window) - mu_a2
-    var_b = _filter_valid(b * b, window) - mu_b2
-    cov = _filter_valid(a * b, window) - mu_ab
+    var_a = sq_a - mu_a2
+    var_b = sq_b - mu_b2
+    cov = prod - mu_ab
     ssim_map = ((2 * mu_ab + c1) * (2 * cov + c2)) / ((mu_a2 + mu_b2 + c1) * (var_a + var_b + c2))
     return float(ssim_map.mean())
 

@@ -50,3 +50,22 @@ def test_evaluate_and_errors():
         psnr(a, a[:-1])
     with pytest.raises(ValueError, match="11x11"):
         ssim(a[:12, :12], a[:12, :12], border=2)
+
+
+@pytest.mark.parametrize("shape", [(11, 11), (37, 23), (128, 97)])
+def test_compiled_ssim_filtering_is_bit_identical_to_scipy(shape):
+    # SSIM's local means come from a numba kernel when numba is installed; it must give the
+    # very numbers scipy's correlate1d gives, or cached and new cells would disagree.
+    from srbench import metrics, ssim_kernel
+
+    if not ssim_kernel.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(sum(shape))
+    a = rng.integers(0, 256, shape).astype(np.float64)
+    b = np.clip(a + rng.normal(0, 7, shape), 0, 255).round()
+    maps = np.stack([a, b, a * a, b * b, a * b])
+    window = metrics._gaussian_window()
+    compiled = metrics._local_means(maps, window, compiled=True)
+    reference = metrics._local_means(maps, window, compiled=False)
+    assert compiled.shape == (5, shape[0] - 10, shape[1] - 10)
+    assert np.array_equal(compiled, reference)
