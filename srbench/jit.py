@@ -73,3 +73,64 @@ def warm_up_all() -> None:
 
 if __name__ == "__main__":
     warm_up_all()
+
+
+# ------------------------------------------------ inverses of active blocks kept in slots
+# SC's homotopy and NE+NNLS's active-set solver both keep the inverse of the Gram block of
+# their active variables in slots (zero rows and columns where a slot is free), bordered when
+# a variable enters and downdated when one leaves, as their numpy twins do.
+
+
+@jit()
+def slot_projection(inverse, g, width, u):
+    """``u = inverse @ g`` over the first ``width`` slots; returns ``g . u``."""
+    dot = 0.0
+    for s in range(width):
+        acc = 0.0
+        for t in range(width):
+            acc += inverse[s, t] * g[t]
+        u[s] = acc
+        dot += g[s] * acc
+    return dot
+
+
+@jit()
+def slot_border(inverse, used, u, schur, width):
+    """Put a new variable in the first free slot: the bordered inverse
+    ``[[B + u u'/s, -u/s], [-u'/s, 1/s]]`` (``u`` from :func:`slot_projection`, ``s`` the
+    Schur complement). Returns the slot and the new width; the caller fills the slot."""
+    at = 0
+    while at < width and used[at]:
+        at += 1
+    if at == width:
+        u[width] = 0.0
+        width += 1
+    for s in range(width):
+        vs = u[s] / schur
+        for t in range(width):
+            inverse[t, s] += u[t] * vs
+    for s in range(width):
+        v = u[s] / schur
+        inverse[at, s] = -v
+        inverse[s, at] = -v
+    inverse[at, at] = 1.0 / schur
+    used[at] = True
+    return at, width
+
+
+@jit()
+def slot_drop(inverse, used, p, width, scratch):
+    """Free slot ``p``: the Schur downdate ``B - B[:, p] (B[p, :] / B[p, p])``, computed from
+    the row as it was, then row and column ``p`` zeroed."""
+    pivot = inverse[p, p]
+    for t in range(width):
+        scratch[t] = inverse[p, t] / pivot
+    for s in range(width):
+        column = inverse[s, p]
+        if column != 0.0:
+            for t in range(width):
+                inverse[s, t] -= column * scratch[t]
+    for s in range(width):
+        inverse[p, s] = 0.0
+        inverse[s, p] = 0.0
+    used[p] = False

@@ -13,7 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from srbench.jit import available, jit, limit_threads, prange
+from srbench.jit import (
+    available,
+    jit,
+    limit_threads,
+    prange,
+    slot_border,
+    slot_drop,
+    slot_projection,
+)
 
 __all__ = ["available", "lawson_hanson", "warm_up"]
 
@@ -36,22 +44,6 @@ def warm_up() -> None:
     """Compile (or load from numba's cache) now rather than in the first timed call."""
     if available():
         lawson_hanson(np.eye(2)[None], np.ones((1, 2)), np.full(1, 1e-12), 6)
-
-
-@jit()
-def _downdate(inv, p, width, scratch):
-    """Drop slot ``p`` from the passive inverse: ``B - B[:, p] B[p, :] / B[p, p]``, row/col p zeroed."""
-    pivot = inv[p, p]
-    for t in range(width):
-        scratch[t] = inv[p, t] / pivot
-    for s in range(width):
-        column = inv[s, p]
-        if column != 0.0:
-            for t in range(width):
-                inv[s, t] -= column * scratch[t]
-    for s in range(width):
-        inv[p, s] = 0.0
-        inv[s, p] = 0.0
 
 
 @jit()
@@ -87,34 +79,12 @@ def _solve_one(gram, b, t, max_iter, x):
         # Border the passive inverse with the entering variable (see the numpy code).
         for s in range(width):
             g_pj[s] = rows_g[s, best] if used[s] else 0.0
-        dot = 0.0
-        for s in range(width):
-            acc = 0.0
-            for q in range(width):
-                acc += inv[s, q] * g_pj[q]
-            u[s] = acc
-            dot += g_pj[s] * acc
         g_jj = gram[best, best]
-        schur = g_jj - dot
+        schur = g_jj - slot_projection(inv, g_pj, width, u)
         if not (dual[best] > t and schur > _TINY * g_jj):
             break
-        at = 0
-        while at < width and used[at]:
-            at += 1
-        if at == width:
-            u[width] = 0.0
-            width += 1
-        for s in range(width):
-            vs = u[s] / schur
-            for q in range(width):
-                inv[q, s] += u[q] * vs
-        for s in range(width):
-            v = u[s] / schur
-            inv[at, s] = -v
-            inv[s, at] = -v
-        inv[at, at] = 1.0 / schur
+        at, width = slot_border(inv, used, u, schur, width)
         slots[at] = best
-        used[at] = True
         passive[best] = True
         xs[at] = 0.0
         b_s[at] = b[best]
@@ -144,8 +114,7 @@ def _solve_one(gram, b, t, max_iter, x):
                 leaving = used[s] and abs(xr[s]) < t
                 xs[s] = 0.0 if leaving else xr[s]
                 if leaving:
-                    _downdate(inv, s, width, scratch)
-                    used[s] = False
+                    slot_drop(inv, used, s, width, scratch)
                     passive[slots[s]] = False
                     b_s[s] = 0.0
             for s in range(width):

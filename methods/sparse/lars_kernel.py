@@ -21,7 +21,15 @@ import numpy as np
 
 __all__ = ["available", "lars_local", "warm_up"]
 
-from srbench.jit import available, jit, limit_threads, prange
+from srbench.jit import (
+    available,
+    jit,
+    limit_threads,
+    prange,
+    slot_border,
+    slot_drop,
+    slot_projection,
+)
 
 
 def lars_local(gram, cand, corr, lam, exact, zero_tol, opt_tol, max_steps):
@@ -92,38 +100,16 @@ def _grow(
             g_new[c] = gram[base, cand_i[c]]
         for s in range(width):
             g_aj[s] = g_new[active[s]] if used[s] else 0.0
-        dot = 0.0
-        for s in range(width):
-            acc = 0.0
-            for t in range(width):
-                acc += inverse[s, t] * g_aj[t]
-            u[s] = acc
-            dot += g_aj[s] * acc
-        schur = g_new[atom] - dot
+        schur = g_new[atom] - slot_projection(inverse, g_aj, width, u)
         if schur <= zero_tol:
             excluded[atom] = True
             hit = True
             continue
-        at = 0
-        while at < width and used[at]:
-            at += 1
-        if at == width:
-            u[width] = 0.0
-            width += 1
-        for s in range(width):
-            vs = u[s] / schur
-            for t in range(width):
-                inverse[t, s] += u[t] * vs
-        for s in range(width):
-            v = u[s] / schur
-            inverse[at, s] = -v
-            inverse[s, at] = -v
-        inverse[at, at] = 1.0 / schur
+        at, width = slot_border(inverse, used, u, schur, width)
         for c in range(k):
             rows_g[at, c] = g_new[c]
         active[at] = atom
         coef[at] = 0.0
-        used[at] = True
     return hit, width
 
 
@@ -278,21 +264,8 @@ def _one(
             )
             any_excluded |= hit
         if dropping:
-            # Schur downdate B - B[:, p] (B[p, :] / B[p, p]), from the row as it was.
-            p = drop_slot
-            pivot = inverse[p, p]
-            for t in range(width):
-                join[t] = inverse[p, t] / pivot  # join is free scratch here
-            for s in range(width):
-                column = inverse[s, p]
-                if column != 0.0:
-                    for t in range(width):
-                        inverse[s, t] -= column * join[t]
-            for s in range(width):
-                inverse[p, s] = 0.0
-                inverse[s, p] = 0.0
-            used[p] = False
-            coef[p] = 0.0
+            slot_drop(inverse, used, drop_slot, width, join)  # join is free scratch here
+            coef[drop_slot] = 0.0
             if any_excluded:
                 for c in range(k):
                     excluded[c] = False
