@@ -39,15 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from srbench.runner import _cpu_name  # the CPU name runs record, read the same way
 
 
 def flops_per_output_pixel(net) -> float:
@@ -158,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     conv_peak = tasks["conv"][1] / seconds["conv"] / 1e9
     load_after = os.getloadavg()[0]
 
-    print(f"{cpu_name()}, {os.cpu_count()} logical CPUs; torch {torch.__version__}, "
+    print(f"{_cpu_name()}, {os.cpu_count()} logical CPUs; torch {torch.__version__}, "
           f"{threads} torch threads; {platform.system()} {platform.release()}")
     print(f"load average (1 min) {load_before:.2f} before, {load_after:.2f} after; "
           f"median of {args.repeat} rounds")
