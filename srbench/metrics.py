@@ -11,7 +11,7 @@ from scipy.ndimage import correlate1d
 
 from srbench.protocol import shave, to_uint8
 
-__all__ = ["psnr", "ssim", "evaluate", "psnr_255", "ssim_255"]
+__all__ = ["evaluate", "psnr", "psnr_255", "ssim", "ssim_255"]
 
 
 def _as_uint8(image: np.ndarray) -> np.ndarray:
@@ -62,19 +62,26 @@ def _filter_valid(image: np.ndarray, window: np.ndarray) -> np.ndarray:
     return out[radius:-radius, radius:-radius]
 
 
-def _local_means(maps: np.ndarray, window: np.ndarray, *, compiled: bool | None = None) -> np.ndarray:
-    """Each of ``maps`` (k, H, W) filtered with the window, 'valid'.
+def _ssim_map(
+    a: np.ndarray, b: np.ndarray, window: np.ndarray, c1: float, c2: float, *, compiled: bool | None = None
+) -> np.ndarray:
+    """The SSIM map ('valid'), from the compiled kernel or from scipy and numpy.
 
-    The compiled kernel (:mod:`srbench.ssim_kernel`) gives the same numbers as scipy's
-    ``correlate1d`` several times faster; scipy is the fallback without numba.
+    The kernel (:mod:`srbench.ssim_kernel`) gives the same numbers several times faster;
+    scipy's ``correlate1d`` is the fallback without numba.
     """
     from srbench import ssim_kernel
 
     if compiled is None:
         compiled = ssim_kernel.available()
     if compiled:
-        return ssim_kernel.filter_valid_stack(maps, window)
-    return np.stack([_filter_valid(m, window) for m in maps])
+        return ssim_kernel.ssim_map(a, b, window, c1, c2)
+    mu_a, mu_b, sq_a, sq_b, prod = (_filter_valid(m, window) for m in (a, b, a * a, b * b, a * b))
+    mu_a2, mu_b2, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
+    var_a = sq_a - mu_a2
+    var_b = sq_b - mu_b2
+    cov = prod - mu_ab
+    return ((2 * mu_ab + c1) * (2 * cov + c2)) / ((mu_a2 + mu_b2 + c1) * (var_a + var_b + c2))
 
 
 def ssim(sr: np.ndarray, hr: np.ndarray, *, border: int = 0) -> float:
@@ -93,16 +100,9 @@ def ssim_255(a: np.ndarray, b: np.ndarray) -> float:
     b = np.asarray(b, dtype=np.float64)
     if min(a.shape) < 11:
         raise ValueError(f"SSIM needs at least 11x11 pixels after shaving, got {a.shape}")
-    window = _gaussian_window()
     c1 = (0.01 * 255) ** 2
     c2 = (0.03 * 255) ** 2
-    mu_a, mu_b, sq_a, sq_b, prod = _local_means(np.stack([a, b, a * a, b * b, a * b]), window)
-    mu_a2, mu_b2, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
-    var_a = sq_a - mu_a2
-    var_b = sq_b - mu_b2
-    cov = prod - mu_ab
-    ssim_map = ((2 * mu_ab + c1) * (2 * cov + c2)) / ((mu_a2 + mu_b2 + c1) * (var_a + var_b + c2))
-    return float(ssim_map.mean())
+    return float(_ssim_map(a, b, _gaussian_window(), c1, c2).mean())
 
 
 def evaluate(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float, float]:

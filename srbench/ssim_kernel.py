@@ -1,15 +1,18 @@
-"""SSIM's Gaussian filtering compiled: the five local statistics in one pass.
+"""SSIM's map compiled: the five local statistics and the map in one pass over the rows.
 
 :func:`srbench.metrics.ssim_255` filters five maps (the two images, their squares and their
-product) with an 11x11 Gaussian, 'valid'. With ``scipy.ndimage.correlate1d`` that is ten
-single-threaded passes over whole images and the largest per-cell cost of the harness (about
-16 ms for a 512x512 image). This kernel computes only the valid region, with scipy's own
-arithmetic for a symmetric window (the centre tap, then the pairs of taps from the outside
-in, each pair summed before it is weighted), so the filtered maps are the same numbers and
-SSIM is unchanged (tested bit for bit against the scipy path). It runs in one thread: the
-driver scores right after a worker's call, whose threads may still be spinning down, and a
-thread pool of the driver's own would spin into the next timed call (measured: the parallel
-version made the run slower).
+product) with an 11x11 Gaussian, 'valid', and combines them into the SSIM map. With
+``scipy.ndimage.correlate1d`` and numpy that is ten single-threaded filter passes and a dozen
+whole-image temporaries per cell, the largest per-cell cost of the harness. This kernel works
+one output row at a time: the vertical pass of the five statistics (squares and product
+formed on the fly, as numpy forms them) into five row buffers, the horizontal pass, then the
+map's formula. It uses scipy's own arithmetic for a symmetric window (the centre tap, then
+the pairs of taps from the outside in, each pair summed before it is weighted) and numpy's
+operation order for the formula, so the map holds the same numbers and SSIM is unchanged
+(tested bit for bit against the scipy path). It runs in one thread: the driver scores right
+after a worker's call, whose threads may still be spinning down, and a thread pool of the
+driver's own would spin into the next timed call (measured: a parallel version made the run
+slower).
 """
 
 from __future__ import annotations
@@ -18,39 +21,67 @@ import numpy as np
 
 from srbench.jit import available, jit
 
-__all__ = ["available", "filter_valid_stack"]
+__all__ = ["available", "ssim_map"]
 
 
-def filter_valid_stack(maps: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """``filter2(w*w', maps[k], 'valid')`` for each of ``maps`` (k, H, W), float64."""
-    n, height, width = maps.shape
+def ssim_map(a: np.ndarray, b: np.ndarray, window: np.ndarray, c1: float, c2: float) -> np.ndarray:
+    """Wang et al.'s SSIM map ('valid') of two float64 images, as :mod:`srbench.metrics` forms it."""
     r = window.size // 2
-    out = np.empty((n, height - 2 * r, width - 2 * r))
-    _filter(np.ascontiguousarray(maps, dtype=np.float64), np.ascontiguousarray(window, dtype=np.float64), out)
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    out = np.empty((a.shape[0] - 2 * r, a.shape[1] - 2 * r))
+    _ssim_rows(a, b, np.ascontiguousarray(window, dtype=np.float64), float(c1), float(c2), out)
     return out
 
 
 @jit()
-def _filter(maps, w, out):
-    n, height, width = maps.shape
+def _horizontal(line, w, row):
+    """One row of a 'valid' horizontal pass in scipy's order, along the row so that it vectorises."""
     r = w.size // 2
-    rows = height - 2 * r
-    for index in range(n * rows):
-        m = index // rows
-        i = index % rows + r
-        line = np.empty(width)
+    n = row.size
+    centre = w[r]
+    for c in range(n):
+        row[c] = line[c + r] * centre
+    for jj in range(-r, 0):
+        weight = w[r + jj]
+        for c in range(n):
+            row[c] += (line[c + r + jj] + line[c + r - jj]) * weight
+
+
+@jit()
+def _ssim_rows(a, b, w, c1, c2, out):
+    height, width = a.shape
+    r = w.size // 2
+    cols = width - 2 * r
+    centre = w[r]
+    lines = np.empty((5, width))
+    means = np.empty((5, cols))
+    for i in range(r, height - r):
+        # Vertical pass of a, b, a*a, b*b, a*b (formed per pixel exactly as numpy forms them).
         for c in range(width):
-            line[c] = maps[m, i, c] * w[r]
+            x, y = a[i, c], b[i, c]
+            lines[0, c] = x * centre
+            lines[1, c] = y * centre
+            lines[2, c] = (x * x) * centre
+            lines[3, c] = (y * y) * centre
+            lines[4, c] = (x * y) * centre
         for jj in range(-r, 0):
             weight = w[r + jj]
             for c in range(width):
-                line[c] += (maps[m, i + jj, c] + maps[m, i - jj, c]) * weight
-        # The same order per output as scipy (centre, then pairs from the outside in), run
-        # along the row so that it vectorises.
-        row = out[m, i - r]
-        for c in range(width - 2 * r):
-            row[c] = line[c + r] * w[r]
-        for jj in range(-r, 0):
-            weight = w[r + jj]
-            for c in range(width - 2 * r):
-                row[c] += (line[c + r + jj] + line[c + r - jj]) * weight
+                xu, yu = a[i + jj, c], b[i + jj, c]
+                xd, yd = a[i - jj, c], b[i - jj, c]
+                lines[0, c] += (xu + xd) * weight
+                lines[1, c] += (yu + yd) * weight
+                lines[2, c] += (xu * xu + xd * xd) * weight
+                lines[3, c] += (yu * yu + yd * yd) * weight
+                lines[4, c] += (xu * yu + xd * yd) * weight
+        for m in range(5):
+            _horizontal(lines[m], w, means[m])
+        row = out[i - r]
+        for c in range(cols):
+            mu_a, mu_b = means[0, c], means[1, c]
+            mu_a2, mu_b2, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
+            var_a = means[2, c] - mu_a2
+            var_b = means[3, c] - mu_b2
+            cov = means[4, c] - mu_ab
+            row[c] = ((2 * mu_ab + c1) * (2 * cov + c2)) / ((mu_a2 + mu_b2 + c1) * (var_a + var_b + c2))
