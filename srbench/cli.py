@@ -949,10 +949,10 @@ def upscale(
     name, inline = split_variant(method)
     cls = registry.get(name)
     instance, _ = instantiate(cls, device, run_settings(cls, [*(settings or []), *inline]))
-    image = read_image(input, min_side=4)
-    result = upscale_image(instance, image, scale)
     if output.exists() and output.resolve() == input.resolve():
         raise ValueError("output would overwrite the input; choose another file")
+    image = read_image(input, min_side=4)
+    result = upscale_image(instance, image, scale)
     write_image(output, result)
     console.print(f"wrote {output} ({result.shape[1]}x{result.shape[0]})")
 

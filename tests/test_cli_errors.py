@@ -290,3 +290,11 @@ def test_errors_and_failures_stay_one_line_in_a_narrow_terminal(tmp_path, isolat
     failed = [line for line in out.stderr.splitlines() if line.startswith("failed:")]
     assert len(failed) == 1 and str(folder / "broken.png") in failed[0], out.stderr
     assert any(line.endswith(f"store {isolated_env['SRBENCH_STORE']})") for line in out.stdout.splitlines())
+
+
+def test_upscale_onto_its_own_input_is_refused_before_any_work(tmp_path, isolated_env):
+    source = folder_of_images(tmp_path) / "im0.png"
+    before = source.read_bytes()
+    line = one_line_error(srbench_cli("upscale", "bicubic", str(source), str(source), "-s", "2", env=isolated_env))
+    assert "overwrite the input" in line
+    assert source.read_bytes() == before
