@@ -110,7 +110,7 @@ def _resize_weights(in_len: int, out_len: int, scale: float, antialias: bool):
     # Output pixel x (1-based) maps to input coordinate u, pixel centres aligned.
     u = x / scale + 0.5 * (1.0 - 1.0 / scale)
     left = np.floor(u - kernel_width / 2.0)
-    taps = int(math.ceil(kernel_width)) + 2
+    taps = math.ceil(kernel_width) + 2
     indices = left[:, None] + np.arange(taps)[None, :]
     distance = u[:, None] - indices
     weights = scale * cubic(scale * distance) if shrinking else cubic(distance)
@@ -150,12 +150,17 @@ def imresize(
 ) -> np.ndarray:
     """MATLAB ``imresize(image, scale, 'bicubic')``.
 
+    Each axis is a sparse weight matrix (:func:`_resize_weights`) applied along it, in float64.
+    uint8, float32 and float64 images go through the compiled, multi-threaded kernels of
+    :mod:`srbench.resize_kernel` where numba is installed; other dtypes, and every image
+    without numba, through scipy's sparse products. Both give the same numbers bit for bit.
+
     Parameters
     ----------
     image : ndarray, shape (H, W) or (H, W, C)
         Float images are resized in float64 and returned in their own float dtype, unrounded;
         uint8 images are returned rounded to uint8 like MATLAB. A 3-D image is resized as
-        its channels would be one by one (every channel in the same two sparse products).
+        its channels would be one by one (every channel in the same two passes).
     scale : float, optional
         Positive scale factor; output size is ``ceil(size * scale)``.
     output_shape : (int, int), optional
@@ -163,6 +168,19 @@ def imresize(
     antialias : bool
         Widen the kernel when shrinking (MATLAB's default).
     """
+    return _imresize(image, scale, output_shape, antialias, None)
+
+
+def _imresize(
+    image: np.ndarray,
+    scale: float | None,
+    output_shape: tuple[int, int] | None,
+    antialias: bool,
+    compiled: bool | None,
+) -> np.ndarray:
+    """:func:`imresize` through the compiled kernels (``compiled`` True: needs numba and a
+    uint8, float32 or float64 image), through scipy's products (False), or through the
+    kernels wherever they apply (None)."""
     image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise ValueError(f"imresize expects a 2-D or 3-D image, got shape {image.shape}")
@@ -182,15 +200,29 @@ def imresize(
 
     rows = _resize_weights(in_h, out_h, scale_h, antialias)
     cols = _resize_weights(in_w, out_w, scale_w, antialias)
+    # MATLAB resizes the axis with the smaller scale first; the order only changes round-off,
+    # so take the one that moves less data: width first when enlarging (the passes then read
+    # the small input and the intermediate), height first when shrinking.
+    height_first = in_h * in_w + in_h * out_w > out_h * in_w + out_h * out_w
+    if compiled is not False:
+        from srbench import resize_kernel
+
+        if compiled is None:
+            compiled = image.dtype in resize_kernel.DTYPES and resize_kernel.available()
+        if compiled:
+            return resize_kernel.resize(image, rows, cols, height_first)
+    return _resize_scipy(image, rows, cols, height_first)
+
+
+def _resize_scipy(image: np.ndarray, rows, cols, height_first: bool) -> np.ndarray:
+    """:func:`imresize` with scipy's sparse products, the reference and the fallback without
+    numba (and the path for dtypes other than uint8, float32 and float64)."""
     data = image.astype(np.float64)
     if image.dtype == np.uint8:
         data /= 255.0
     # Each pass is a sparse product along the leading axis, so the other axis is brought to
-    # the front once (a transposing copy). MATLAB resizes the axis with the smaller scale
-    # first; the order only changes round-off, so take the one whose copies are smaller:
-    # width first when enlarging (the copies are of the small input and the intermediate,
-    # and the output comes out in place), height first when shrinking.
-    if in_h * in_w + in_h * out_w <= out_h * in_w + out_h * out_w:
+    # the front once (a transposing copy).
+    if not height_first:
         out = _apply_first_axis(cols, np.ascontiguousarray(np.swapaxes(data, 0, 1)))
         out = _apply_first_axis(rows, np.ascontiguousarray(np.swapaxes(out, 0, 1)))
     else:

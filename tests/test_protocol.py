@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 
+from srbench.jit import available as numba_available
 from srbench.protocol import (
     cubic,
     degrade,
@@ -190,3 +191,138 @@ def test_upscale_image_colour_path_matches_the_reference_pipeline():
     # Float round-off may move a value sitting on a rounding boundary by one level.
     assert np.abs(ours.astype(int) - expected).max() <= 1
     assert np.mean(ours != expected) < 1e-3
+
+
+# ------------------------------------------------- the compiled kernels against scipy's path
+# srbench.resize_kernel applies the same CSR weights as scipy's csr_matvecs, in the same order
+# per output element, so the two paths must agree bit for bit (np.array_equal, not allclose).
+
+def _scipy_imresize(image, scale=None, output_shape=None):
+    """imresize through scipy's sparse products, as without numba."""
+    from srbench.protocol import _imresize
+
+    return _imresize(image, scale, output_shape, True, False)
+
+
+def _random_image(rng, shape, dtype):
+    if dtype == np.uint8:
+        return rng.integers(0, 256, shape).astype(np.uint8)
+    return rng.random(shape).astype(dtype)
+
+
+def _assert_identical(ours, reference):
+    assert ours.dtype == reference.dtype and ours.shape == reference.shape
+    assert ours.flags.c_contiguous
+    assert np.array_equal(ours, reference, equal_nan=True)
+
+
+needs_numba = pytest.mark.skipif(not numba_available(), reason="numba not installed")
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+@pytest.mark.parametrize("channels", [None, 1, 2, 3])
+def test_compiled_imresize_is_bit_identical_to_scipy(dtype, channels, monkeypatch):
+    from srbench import protocol
+
+    calls = []
+    scipy_path = protocol._resize_scipy
+    monkeypatch.setattr(protocol, "_resize_scipy", lambda *a: calls.append(a) or scipy_path(*a))
+    rng = np.random.default_rng(200 + (channels or 0))
+    sizes = [(1, 1), (1, 9), (9, 1), (3, 3), (2, 5), (17, 13), (40, 31), (33, 64)]
+    for h, w in sizes:
+        shape = (h, w) if channels is None else (h, w, channels)
+        image = _random_image(rng, shape, dtype)
+        for scale in (1 / 2, 1 / 3, 1 / 4, 2, 3, 4, 0.7, 1.5):
+            _assert_identical(imresize(image, scale), _scipy_imresize(image, scale))
+        for target in ((2 * h, max(1, w // 3)), (max(1, h // 3), 3 * w), (h + 5, w + 1), (7, 5)):
+            _assert_identical(imresize(image, output_shape=target), _scipy_imresize(image, output_shape=target))
+    assert len(calls) == len(sizes) * 12  # only the references went through scipy
+
+
+@needs_numba
+@pytest.mark.parametrize("height_first", [True, False])
+def test_compiled_imresize_does_not_depend_on_the_bands_or_threads(height_first, monkeypatch):
+    from srbench import resize_kernel
+    from srbench.protocol import _resize_scipy, _resize_weights
+
+    rng = np.random.default_rng(5)
+    image = rng.random((29, 23, 2))
+    for scale in (1 / 3, 3, 0.7):
+        out_h, out_w = math.ceil(29 * scale), math.ceil(23 * scale)
+        rows = _resize_weights(29, out_h, scale, True)
+        cols = _resize_weights(23, out_w, scale, True)
+        one = resize_kernel.resize(image, rows, cols, height_first, bands=1)
+        assert np.array_equal(one, _resize_scipy(image, rows, cols, height_first))
+        for bands in (2, 3, 7, out_h, out_h + 4):
+            assert np.array_equal(resize_kernel.resize(image, rows, cols, height_first, bands=bands), one)
+        monkeypatch.setattr(resize_kernel, "PARALLEL_FROM", 0)  # all threads, even this small
+        assert np.array_equal(resize_kernel.resize(image, rows, cols, height_first), one)
+        monkeypatch.undo()
+
+
+@needs_numba
+def test_compiled_imresize_on_views_read_only_arrays_and_non_finite_values():
+    rng = np.random.default_rng(8)
+    image = rng.random((31, 26, 3)).astype(np.float32)
+    frozen = image.copy()
+    frozen.setflags(write=False)
+    for view in (image[..., 1], image[::2, 1:], image.transpose(1, 0, 2), frozen, frozen[..., 0]):
+        for scale in (1 / 3, 4):
+            _assert_identical(imresize(view, scale), _scipy_imresize(view, scale))
+    spiky = rng.random((12, 14))
+    spiky[3, 4], spiky[0, 0], spiky[11, 13], spiky[6, 0] = np.inf, np.nan, -np.inf, np.nan
+    for scale in (1 / 2, 1 / 3, 2, 3, 4):
+        _assert_identical(imresize(spiky, scale), _scipy_imresize(spiky, scale))
+
+
+@needs_numba
+def test_compiled_imresize_is_bit_identical_on_held_out_training_images(data_dir):
+    """Real photographs (T91, never an evaluation set): uint8 RGB, float32 and float64 Y."""
+    from srbench.imageio import read_image
+
+    folder = data_dir / "T91"
+    if not folder.is_dir():
+        pytest.skip("T91 not available")
+    for name in ("t1.png", "t20.png", "t47.png", "tt27.png"):
+        rgb = read_image(folder / name)
+        y = rgb2ycbcr(rgb.astype(np.float32) / 255.0)[..., 0]
+        for image in (rgb, y, y.astype(np.float64), rgb2ycbcr(rgb.astype(np.float32) / 255.0)[..., 1:]):
+            for scale in (1 / 2, 1 / 3, 1 / 4, 2, 3, 4):
+                _assert_identical(imresize(image, scale), _scipy_imresize(image, scale))
+            lr = imresize(modcrop(image, 3), 1 / 3)
+            target = modcrop(image, 3).shape[:2]
+            _assert_identical(imresize(lr, output_shape=target), _scipy_imresize(lr, output_shape=target))
+
+
+def test_imresize_falls_back_to_scipy_without_numba(monkeypatch):
+    from srbench import resize_kernel
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the compiled kernel ran without numba")
+
+    monkeypatch.setattr(resize_kernel, "available", lambda: False)
+    monkeypatch.setattr(resize_kernel, "resize", refuse)
+    rng = np.random.default_rng(9)
+    image = rng.random((19, 23, 3))
+    for scale in (1 / 3, 2):
+        assert np.allclose(imresize(image, scale), _dense_imresize(image, scale), rtol=0, atol=1e-12)
+    as_uint8 = imresize((image * 255).astype(np.uint8), 2)
+    assert as_uint8.dtype == np.uint8 and as_uint8.shape == (38, 46, 3)
+    resize_kernel.warm_up()  # nothing to compile: returns without calling the kernel
+
+
+def test_imresize_takes_other_dtypes_through_scipy(monkeypatch):
+    from srbench import resize_kernel
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the compiled kernel got a dtype it does not cover")
+
+    monkeypatch.setattr(resize_kernel, "resize", refuse)
+    image = np.random.default_rng(10).random((9, 11))
+    half = imresize(image.astype(np.float16), 2)
+    assert half.dtype == np.float16
+    assert np.allclose(half, _dense_imresize(image.astype(np.float16), 2), atol=2e-3)
+    ints = imresize((image * 1000).astype(np.int16), 1 / 2)
+    assert ints.dtype == np.float64
+    assert np.allclose(ints, _dense_imresize((image * 1000).astype(np.int16), 1 / 2), atol=1e-9)
