@@ -265,3 +265,135 @@ def test_ksvd_save_load_round_trip(tiny_ksvd, tmp_path):
     assert loaded.artifact_hash(2) == tiny_ksvd.artifact_hash(2)
     lr = np.random.default_rng(11).random((14, 16)).astype(np.float32)
     np.testing.assert_array_equal(loaded.upscale(lr, 2), tiny_ksvd.upscale(lr, 2))
+
+
+# ----------------------------------------------------------------------------- compiled twins
+# The kernels of zeyde_kernel do the numpy path's arithmetic in the same order: the outputs
+# must be the same bit for bit, not merely close.
+kernels = pytest.importorskip("srbench._methods.sparse.zeyde_kernel")
+needs_numba = pytest.mark.skipif(not kernels.available(), reason="numba is not installed")
+
+
+@pytest.fixture
+def numpy_path(monkeypatch):
+    """Call to switch the Zeyde front and back end to their numpy twins."""
+    return lambda: monkeypatch.setattr(zeyde, "_compiled", lambda: None)
+
+
+@needs_numba
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_compiled_patch_features_equal_numpy_at_any_corner(scale):
+    # Corners on the image edges too, where the filters' taps fall outside and are skipped.
+    rng = np.random.default_rng(20 + scale)
+    size = zeyde.patch_size(scale)
+    mid = rng.standard_normal((3 * size + 5, 2 * size + 7)).astype(np.float32)
+    rows = rng.integers(0, mid.shape[0] - size + 1, 60)
+    cols = rng.integers(0, mid.shape[1] - size + 1, 60)
+    rows[:4], cols[:4] = [0, 0, mid.shape[0] - size, mid.shape[0] - size], [0, mid.shape[1] - size] * 2
+    expected = zeyde.extract_patches(zeyde.feature_maps(mid, scale), (rows, cols), size)
+    got = np.full(expected.shape, np.nan, dtype=np.float32)
+    taps = kernels.filter_taps(zeyde.gradient_filters(scale))
+    kernels.patch_features(mid, taps, rows, cols, size, got)
+    np.testing.assert_array_equal(got, expected)
+
+
+@needs_numba
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("projected", [False, True])
+def test_compiled_upscale_features_equal_numpy(scale, projected, numpy_path, monkeypatch):
+    rng = np.random.default_rng(scale)
+    lr = rng.random((29, 23)).astype(np.float32)
+    basis = rng.standard_normal((4 * 9 * scale**2, 7)).astype(np.float32) if projected else None
+    # Bands of 13 patches: many bands, split over threads, the last one short.
+    monkeypatch.setattr(zeyde, "_FEATURE_BAND", 4 * 9 * scale**2 * 13)
+    mid, grid, got = zeyde.upscale_features(lr, scale, basis)
+    numpy_path()
+    mid0, grid0, expected = zeyde.upscale_features(lr, scale, basis)
+    np.testing.assert_array_equal(mid, mid0)
+    np.testing.assert_array_equal(grid[0], grid0[0])
+    np.testing.assert_array_equal(got, expected)
+
+
+@needs_numba
+@pytest.mark.parametrize(
+    "scale, overlap, shape, dtype",
+    [(2, 2, (40, 300), np.float32), (3, 2, (33, 45), np.float64), (4, 1, (52, 60), np.float32),
+     (2, 2, (11, 12), np.float32)],
+)
+def test_compiled_assemble_equals_numpy(scale, overlap, shape, dtype, numpy_path):
+    # (40, 300): more than one strip of columns; (11, 12): one patch row, no full coverage.
+    rng = np.random.default_rng(sum(shape))
+    mid = rng.random(shape).astype(np.float32)
+    size = zeyde.patch_size(scale)
+    grid = zeyde.sampling_grid(shape, scale, overlap)
+    residual = (rng.standard_normal((len(grid[0]), size * size)) * 0.1).astype(dtype)
+    order = rng.permutation(len(grid[0]))
+    grouped = zeyde.GroupedRows(residual[order], order)
+    got = zeyde.assemble(mid, grid, residual, size)
+    got_grouped = zeyde.assemble(mid, grid, grouped, size)
+    np.testing.assert_array_equal(grouped.toarray(), residual)
+    numpy_path()
+    expected = zeyde.assemble(mid, grid, residual, size)
+    assert got.dtype == expected.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got_grouped, expected)
+    np.testing.assert_array_equal(zeyde.assemble(mid, grid, grouped, size), expected)
+
+
+@needs_numba
+def test_compiled_assemble_adds_in_the_numpy_order():
+    # Values of very different magnitudes: any other order of the float64 sums rounds
+    # differently, so only the numpy path's order reproduces its image.
+    rng = np.random.default_rng(30)
+    mid = np.zeros((30, 30), dtype=np.float32)
+    grid = zeyde.sampling_grid(mid.shape, 3, 2)
+    residual = (rng.standard_normal((len(grid[0]), 81)) * 10.0 ** rng.integers(-8, 8, (1, 81)))
+    lattice = zeyde._lattice(*grid)
+    total, count = zeyde._accumulate(residual, grid, mid.shape, 9)
+    expected = np.zeros(mid.shape)
+    covered = count > 0
+    expected[covered] = total[covered] / count[covered]
+    got = kernels.assemble_lattice(mid, residual, lattice, 9)
+    np.testing.assert_array_equal(got, expected.astype(np.float32))
+
+
+@needs_numba
+def test_row_passes_equal_numpy():
+    rng = np.random.default_rng(31)
+    labels = rng.integers(0, 40, 5000)
+    labels[labels == 7] = 8  # a label in no row
+    order, bounds = kernels.stable_order(labels, 40)
+    np.testing.assert_array_equal(order, np.argsort(labels, kind="stable"))
+    np.testing.assert_array_equal(bounds, np.searchsorted(np.sort(labels), np.arange(41)))
+    x = rng.standard_normal((5000, 9)).astype(np.float32)
+    np.testing.assert_array_equal(kernels.gather_rows(x, order), x[order])
+    out = kernels.scatter_rows(x, order, np.empty_like(x))
+    expected = np.empty_like(x)
+    expected[order] = x
+    np.testing.assert_array_equal(out, expected)
+    with pytest.raises(IndexError):
+        kernels.stable_order(np.array([0, 40]), 40)
+
+
+def test_in_threads_runs_every_share_and_reraises():
+    seen = []
+    kernels.in_threads(seen.append, 3)
+    assert sorted(seen) == [0, 1, 2]
+
+    def fail(t):
+        if t == 1:
+            raise RuntimeError("share 1")
+
+    with pytest.raises(RuntimeError, match="share 1"):
+        kernels.in_threads(fail, 2)
+    with kernels.blas_in_threads() as threads:
+        assert threads >= 1
+
+
+@needs_numba
+def test_ksvd_upscale_compiled_equals_numpy(tiny_ksvd, numpy_path):
+    lr = np.random.default_rng(12).random((40, 37)).astype(np.float32)
+    tiny_ksvd.prepare(2)
+    got = tiny_ksvd.upscale(lr, 2)
+    numpy_path()
+    np.testing.assert_array_equal(got, tiny_ksvd.upscale(lr, 2))

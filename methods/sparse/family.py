@@ -125,6 +125,14 @@ class ZeydeFamily(Method):
         return {}, {}
 
     # -------------------------------------------------------------- inference
+    def prepare(self, scale: int) -> None:
+        """Compile (or load from numba's cache) the front- and back-end kernels
+        (:mod:`.zeyde_kernel`) outside the timed call."""
+        super().prepare(scale)
+        from . import zeyde_kernel
+
+        zeyde_kernel.warm_up()
+
     def _restore(self, scale: int, tensors: Mapping[str, np.ndarray]) -> None:
         if not hasattr(self, "models_"):
             self.models_ = {}
@@ -150,4 +158,6 @@ class ZeydeFamily(Method):
         return assemble(mid, grid, residual, patch_size(scale))
 
     def _residuals(self, model: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
+        """Predicted residual HR patches ``(n, (3s)^2)`` of the PCA features ``y``, in patch
+        order or as a :class:`~.zeyde.GroupedRows` (which :func:`~.zeyde.assemble` takes)."""
         raise NotImplementedError

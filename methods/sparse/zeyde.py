@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,6 +36,7 @@ __all__ = [
     "ARTIFACT_NAMES",
     "BORDER",
     "WINDOW",
+    "GroupedRows",
     "assemble",
     "codes_to_sparse",
     "collect",
@@ -62,6 +63,17 @@ ARTIFACT_NAMES = ("V_pca", "Dl", "Dh")
 #: Signals sparse-coded at once. The (chunk, n_atoms) correlation matrices then stay in
 #: cache (4-8 MB at 1024 atoms): measured 2x faster than 8192, and memory stays bounded.
 _OMP_CHUNK = 1024
+
+
+def _compiled():
+    """The compiled twins of the test-time passes (:mod:`.zeyde_kernel`), or None without numba.
+
+    They do the numpy code's arithmetic in the same order, so the outputs are the same either
+    way (tested bit for bit); numpy stays the reference and the fallback.
+    """
+    from . import zeyde_kernel
+
+    return zeyde_kernel if zeyde_kernel.available() else None
 
 
 def patch_size(scale: int) -> int:
@@ -324,8 +336,54 @@ def _accumulate_lattice(
     return total, count
 
 
+class GroupedRows(NamedTuple):
+    """Patches kept in another order: patch ``order[k]`` is ``values[k]``.
+
+    :func:`~srbench._methods.anchored.regressors.apply_regressors` computes the patches
+    grouped by anchor; :func:`assemble` reads them where they are instead of copying them
+    back into patch order first (hundreds of MB for a large image).
+    """
+
+    values: np.ndarray
+    order: np.ndarray
+
+    def toarray(self) -> np.ndarray:
+        """The patches in patch order."""
+        out = np.empty_like(self.values)
+        kernel = _compiled()
+        if kernel is None or self.values.ndim != 2:
+            out[self.order] = self.values
+            return out
+        return kernel.scatter_rows(np.ascontiguousarray(self.values), self.order, out)
+
+
+def _inside_lattice(
+    grid: tuple[np.ndarray, np.ndarray], patches: np.ndarray, mid: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The lattice of ``grid`` where the compiled :func:`assemble` applies: float32 or float64
+    arrays, patches matching the grid, every patch inside the image; else None."""
+    rows, cols = grid
+    floats = (np.float32, np.float64)
+    if not (isinstance(mid, np.ndarray) and isinstance(patches, np.ndarray)):
+        return None
+    if mid.ndim != 2 or mid.dtype not in floats or patches.dtype not in floats:
+        return None
+    if patches.shape != (len(rows), size * size):
+        return None
+    lattice = _lattice(rows, cols)
+    if lattice is None:
+        return None
+    r, c = lattice
+    if r[0] < 0 or c[0] < 0 or r[-1] + size > mid.shape[0] or c[-1] + size > mid.shape[1]:
+        return None
+    return lattice
+
+
 def assemble(
-    mid: np.ndarray, grid: tuple[np.ndarray, np.ndarray], residual: np.ndarray, size: int
+    mid: np.ndarray,
+    grid: tuple[np.ndarray, np.ndarray],
+    residual: np.ndarray | GroupedRows,
+    size: int,
 ) -> np.ndarray:
     """Bicubic image plus the overlap-averaged residual patches.
 
@@ -339,7 +397,7 @@ def assemble(
     mid : ndarray, shape (H, W)
         Bicubic up-sampled LR image.
     grid : (rows, cols)
-    residual : ndarray, shape (n, size * size)
+    residual : ndarray, shape (n, size * size), or GroupedRows of one
         Predicted HR - bicubic patches, column-major.
     size : int
 
@@ -347,6 +405,19 @@ def assemble(
     -------
     ndarray, shape (H, W), float32
     """
+    kernel = _compiled()
+    values, at = residual, None
+    if isinstance(residual, GroupedRows):
+        values = residual.values
+        if kernel is not None:
+            at = np.empty(len(residual.order), dtype=np.int64)  # patch p is values[at[p]]
+            at[residual.order] = np.arange(len(residual.order))
+    if kernel is not None:
+        lattice = _inside_lattice(grid, values, mid, size)
+        if lattice is not None:
+            return kernel.assemble_lattice(mid, values, lattice, size, at)
+    if isinstance(residual, GroupedRows):
+        residual = residual.toarray()
     total, count = _accumulate(residual, grid, mid.shape, size)
     out = np.asarray(mid, dtype=np.float64).copy()
     covered = count > 0
@@ -613,7 +684,7 @@ def ksvd(
         OMP codes of the signals on ``D``.
     """
     X = np.ascontiguousarray(np.asarray(signals, dtype=np.float64).T)  # (n, d)
-    n, d = X.shape
+    n = X.shape[0]
     if n < n_atoms:
         raise ValueError(f"{n} training signals are fewer than the {n_atoms} atoms to learn")
     rng = np.random.default_rng(seed)
@@ -790,7 +861,7 @@ def learn_dictionaries(
     # Dh = P Gamma^T (Gamma Gamma^T)^-1, solved with lstsq so an atom no signal uses gets a
     # zero HR atom instead of a singular inverse.
     gg = (gamma @ gamma.T).toarray()
-    pg = np.asarray((gamma @ residuals.astype(np.float64)))  # (n_atoms, (3s)^2) = (P Gamma^T)^T
+    pg = np.asarray(gamma @ residuals.astype(np.float64))  # (n_atoms, (3s)^2) = (P Gamma^T)^T
     Dh = np.linalg.lstsq(gg, pg, rcond=None)[0].T
     rmse_lr = _rmse(y, np.ascontiguousarray(Dl.T), *_sparse_rows(gamma, sparsity))
     stats = {
@@ -855,16 +926,43 @@ def upscale_features(
     lr = np.asarray(lr, dtype=np.float32)
     mid = imresize(lr, scale)
     grid = sampling_grid(mid.shape, scale, overlap=WINDOW - 1)
-    maps, size = feature_maps(mid, scale), patch_size(scale)
-    if V_pca is None:
-        return mid, grid, extract_patches(maps, grid, size)
+    size = patch_size(scale)
+    rows, cols = grid
+    width = len(gradient_filters(scale)) * size * size
+    kernel = _compiled() if mid.dtype == np.float32 else None
+    if kernel is None:
+        maps = feature_maps(mid, scale)
+        if V_pca is None:
+            return mid, grid, extract_patches(maps, grid, size)
+    else:
+        # Compiled: a band's raw features straight from the image columns it covers (the
+        # values of the numpy path, without its four whole-image responses).
+        taps = kernel.filter_taps(gradient_filters(scale))
+        if V_pca is None:
+            out = np.empty((rows.size, width), dtype=np.float32)
+            return mid, grid, kernel.patch_features(mid, taps, rows, cols, size, out)
     # Raw features are 4 (3s)^2 floats per patch (1.8 GB for a 1000x800 LR image at x4);
     # projecting them band by band keeps only the k PCA coordinates of every patch.
     V_pca = np.asarray(V_pca, dtype=np.float32)
-    rows, cols = grid
     feats = np.empty((rows.size, V_pca.shape[1]), dtype=np.float32)
-    band = max(1, _FEATURE_BAND // (maps.shape[0] * size * size))
-    for start in range(0, rows.size, band):
-        part = slice(start, start + band)
-        feats[part] = extract_patches(maps, (rows[part], cols[part]), size) @ V_pca
+    band = max(1, _FEATURE_BAND // width)
+    starts = range(0, rows.size, band)
+    if kernel is None:
+        for start in starts:
+            part = slice(start, start + band)
+            feats[part] = extract_patches(maps, (rows[part], cols[part]), size) @ V_pca
+        return mid, grid, feats
+
+    def project(t: int) -> None:
+        buffer = np.empty((min(band, rows.size), width), dtype=np.float32)
+        for start in starts[t::threads]:
+            part = slice(start, start + band)
+            block = buffer[: rows[part].size]
+            kernel.patch_features(mid, taps, rows[part], cols[part], size, block)
+            # The same BLAS product on the same band as the numpy path.
+            feats[part] = block @ V_pca
+
+    with kernel.blas_in_threads() as threads:
+        threads = max(1, min(threads, len(starts)))
+        kernel.in_threads(project, threads)
     return mid, grid, feats
