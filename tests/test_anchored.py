@@ -121,6 +121,44 @@ def test_anchors_and_grouped_application_match_a_per_patch_loop():
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
+def _numpy_path(monkeypatch):
+    """Switch the family's compiled passes and threads off: the numpy reference path."""
+    from srbench._methods.sparse import zeyde
+
+    monkeypatch.setattr(zeyde, "_compiled", lambda: None)
+
+
+needs_numba = pytest.mark.skipif(
+    not __import__("srbench.jit", fromlist=["available"]).available(),
+    reason="numba is not installed",
+)
+
+
+@needs_numba
+def test_threaded_anchors_and_grouped_regressors_equal_the_numpy_path(monkeypatch):
+    # Several blocks per thread and a short last block; the same BLAS products on the same
+    # blocks, so the same bits.
+    from srbench._methods.sparse import zeyde
+
+    rng = np.random.default_rng(8)
+    Dl = _unit_atoms(rng, 12, 300).astype(np.float32)
+    P = rng.standard_normal((300, 16, 12)).astype(np.float32)
+    y = rng.standard_normal((5000, 12)).astype(np.float32)
+    anchors = anchored.anchor_atoms(y, Dl, chunk=64)
+    grouped = anchored.grouped_regressors(y, anchors, P)
+    assert isinstance(grouped, zeyde.GroupedRows)
+    applied = anchored.apply_regressors(y, anchors, P)
+    _numpy_path(monkeypatch)
+    expected_anchors = anchored.anchor_atoms(y, Dl, chunk=64)
+    np.testing.assert_array_equal(anchors, expected_anchors)
+    expected = anchored.apply_regressors(y, anchors, P)
+    np.testing.assert_array_equal(applied, expected)
+    np.testing.assert_array_equal(grouped.toarray(), expected)
+    reference = anchored.grouped_regressors(y, anchors, P)
+    np.testing.assert_array_equal(grouped.order, reference.order)
+    np.testing.assert_array_equal(grouped.values, reference.values)
+
+
 # ----------------------------------------------------------------------------- plugins
 @pytest.fixture(scope="module")
 def tiny_dictionaries(tmp_path_factory):
@@ -168,6 +206,11 @@ def test_anchored_plugin_fit_upscale_and_round_trip(name, tiny_dictionaries, tmp
     assert projections.shape == expected_p and projections.dtype == np.float32
     assert out.shape == (60, 54) and out.dtype == np.float32
     assert np.abs(out - imresize(lr, 2))[2:-2, 2:-2].mean() < 0.05
+    if anchored._compiled() is not None:
+        # The compiled front and back end and the threaded products give the numpy path's bits.
+        with pytest.MonkeyPatch.context() as patch:
+            _numpy_path(patch)
+            assert method.upscale(lr, 2).tobytes() == out.tobytes()
     method.save(tmp_path)
     again = cls(**params).load(tmp_path)
     for key, value in tensors.items():

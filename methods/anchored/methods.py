@@ -17,10 +17,11 @@ class _Anchored(ZeydeFamily):
     """Shared test time: anchor = most correlated atom, residual = its regressor times y."""
 
     def _residuals(self, model: dict[str, np.ndarray], y: np.ndarray) -> np.ndarray:
-        from .regressors import anchor_atoms, apply_regressors
+        from .regressors import anchor_atoms, grouped_regressors
 
         anchors = anchor_atoms(y, model["Dl"])
-        return apply_regressors(y, anchors, model["P"])
+        # Left grouped by anchor: assemble reads them there (no copy back into patch order).
+        return grouped_regressors(y, anchors, model["P"])
 
 
 class GR(ZeydeFamily):
@@ -109,6 +110,7 @@ class ANR(_Anchored):
         return {}, {}
 
     def prepare(self, scale: int) -> None:
+        super().prepare(scale)
         model = self.models_[scale]
         if "P" not in model:
             from .regressors import anr_regressors

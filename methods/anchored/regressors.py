@@ -33,6 +33,7 @@ __all__ = [
     "apply_regressors",
     "collect_pyramid",
     "global_regressor",
+    "grouped_regressors",
     "nearest_samples",
     "neighbour_atoms",
     "normalise_samples",
@@ -75,7 +76,7 @@ def ridge_regressors(
     """
     lo = np.asarray(lo, dtype=np.float64)
     hi = np.asarray(hi, dtype=np.float64)
-    m, k, n = lo.shape
+    k, n = lo.shape[1:]
     lo_t = lo.transpose(0, 2, 1)
     if n <= k:
         system = lo_t @ lo + lam * np.eye(n)  # (m, n, n)
@@ -182,7 +183,14 @@ def collect_pyramid(
         Residual HR patches (HR - bicubic), column-major.
     """
     from srbench.protocol import imresize, modcrop
-    from ..sparse.zeyde import WINDOW, extract_patches, feature_maps, patch_size, sampling_grid
+
+    from ..sparse.zeyde import (
+        WINDOW,
+        extract_patches,
+        feature_maps,
+        patch_size,
+        sampling_grid,
+    )
 
     size = patch_size(scale)
     V = np.asarray(V_pca, dtype=np.float32)
@@ -344,6 +352,14 @@ def aplus_regressors(
 
 
 # ----------------------------------------------------------------------------- test time
+def _compiled():
+    """The compiled passes and thread helpers (:mod:`srbench._methods.sparse.zeyde_kernel`),
+    or None without numba."""
+    from ..sparse.zeyde import _compiled
+
+    return _compiled()
+
+
 def anchor_atoms(y: np.ndarray, Dl: np.ndarray, *, chunk: int = _CHUNK) -> np.ndarray:
     """Anchor of every feature: the atom of largest absolute correlation ``|d_j^T y|``.
 
@@ -359,11 +375,25 @@ def anchor_atoms(y: np.ndarray, Dl: np.ndarray, *, chunk: int = _CHUNK) -> np.nd
     -------
     ndarray of int64, shape (n,)
     """
-    out = np.empty(y.shape[0], dtype=np.int64)
-    for start in range(0, y.shape[0], chunk):
-        corr = y[start : start + chunk] @ Dl
-        np.abs(corr, out=corr)
-        out[start : start + chunk] = np.argmax(corr, axis=1)
+    n = y.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    starts = range(0, n, chunk)
+
+    def search(part: range) -> None:
+        for start in part:
+            corr = y[start : start + chunk] @ Dl
+            np.abs(corr, out=corr)
+            out[start : start + chunk] = np.argmax(corr, axis=1)
+
+    kernel = _compiled()
+    if kernel is None:
+        search(starts)
+        return out
+    # The same blocks, in contiguous runs per thread, each block's product in one BLAS thread.
+    with kernel.blas_in_threads() as threads:
+        threads = max(1, min(threads, len(starts)))
+        share = -(-len(starts) // threads)
+        kernel.in_threads(lambda t: search(starts[t * share : (t + 1) * share]), threads)
     return out
 
 
@@ -384,14 +414,45 @@ def apply_regressors(y: np.ndarray, anchors: np.ndarray, regressors: np.ndarray)
     -------
     ndarray, shape (n, p), dtype of ``y``
     """
-    n = y.shape[0]
-    out = np.empty((n, regressors.shape[1]), dtype=y.dtype)
-    order = np.argsort(anchors, kind="stable")
-    sorted_anchors = anchors[order]
-    used, starts = np.unique(sorted_anchors, return_index=True)
-    stops = np.append(starts[1:], n)
-    ys = y[order]
-    for atom, lo, hi in zip(used, starts, stops):
-        out[order[lo:hi]] = ys[lo:hi] @ regressors[atom].T
-    return out
+    return grouped_regressors(y, anchors, regressors).toarray()
 
+
+def grouped_regressors(y: np.ndarray, anchors: np.ndarray, regressors: np.ndarray):
+    """:func:`apply_regressors` with the patches left grouped by anchor.
+
+    Returns a :class:`~srbench._methods.sparse.zeyde.GroupedRows`: ``values[k]`` is the patch
+    of feature ``order[k]``, where ``order`` sorts the anchors stably.
+    :func:`~srbench._methods.sparse.zeyde.assemble` takes it as it is, which spares copying
+    every patch back into feature order.
+    """
+    from ..sparse.zeyde import GroupedRows
+
+    n = y.shape[0]
+    grouped = np.empty((n, regressors.shape[1]), dtype=y.dtype)
+    kernel = _compiled()
+    if kernel is None or n == 0 or y.ndim != 2:
+        order = np.argsort(anchors, kind="stable")
+        used, starts = np.unique(anchors[order], return_index=True)
+        stops = np.append(starts[1:], n)
+        ys = y[order]
+        for atom, lo, hi in zip(used, starts, stops):
+            grouped[lo:hi] = ys[lo:hi] @ regressors[atom].T
+        return GroupedRows(grouped, order)
+    # Compiled: a counting sort (the stable argsort), a parallel row gather, and the same
+    # product per anchor as ever, the anchors split over threads by their patch counts.
+    order, bounds = kernel.stable_order(anchors, regressors.shape[0])
+    ys = kernel.gather_rows(np.ascontiguousarray(y), order)
+    used = np.flatnonzero(np.diff(bounds))
+
+    def regress(atoms: np.ndarray) -> None:
+        for atom in atoms:
+            lo, hi = bounds[atom], bounds[atom + 1]
+            grouped[lo:hi] = ys[lo:hi] @ regressors[atom].T
+
+    with kernel.blas_in_threads() as threads:
+        threads = max(1, min(threads, used.size))
+        # Thread t takes the anchors whose patches start in the t-th share of the rows.
+        cut = np.searchsorted(bounds[used], np.arange(1, threads) * n / threads)
+        shares = np.split(used, cut)
+        kernel.in_threads(lambda t: regress(shares[t]), threads)
+    return GroupedRows(grouped, order)
