@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from scipy.signal import convolve2d
@@ -386,8 +388,24 @@ def test_in_threads_runs_every_share_and_reraises():
 
     with pytest.raises(RuntimeError, match="share 1"):
         kernels.in_threads(fail, 2)
+
+
+def test_blas_in_threads_restores_blas_when_the_last_context_closes():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
     with kernels.blas_in_threads() as threads:
-        assert threads >= 1
+        assert threads == max(1, min([*before, os.cpu_count() or 1]))
+        inside = blas_threads()
+        with kernels.blas_in_threads() as again:  # another user (e.g. a thread) meanwhile
+            assert again == threads
+        assert blas_threads() == inside
+    assert blas_threads() == before
+    if threads > 1:
+        assert set(inside) == {1}
 
 
 @needs_numba
