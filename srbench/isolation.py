@@ -15,6 +15,7 @@ process pool and Dask, whose tasks likewise carry no HR image.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -27,6 +28,8 @@ from typing import Any
 import numpy as np
 
 from srbench.method import Method, MethodError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MethodSpec", "ModelSpec", "WorkerError", "WorkerPool", "build_method", "run_method"]
 
@@ -130,12 +133,36 @@ def run_method(method: Method, x: np.ndarray, scale: int, repeat: int = 1) -> di
 _PREPARED: weakref.WeakKeyDictionary[Method, set[int]] = weakref.WeakKeyDictionary()
 
 
+def _load_shared_kernels() -> None:
+    """Load the compiled kernels every method may call (``imresize``'s), without running them.
+
+    Loading them from numba's cache takes about 0.4 s, which a worker would otherwise pay
+    inside its first timed call. The zygote does it once for all its workers (it must not
+    run a kernel; see :func:`srbench.jit.preload`); a fresh worker does it before its first
+    ``prepare``. Failing here only means the first call loads them after all.
+    """
+    global _KERNELS_LOADED
+    if _KERNELS_LOADED:
+        return
+    _KERNELS_LOADED = True
+    try:
+        from srbench import resize_kernel
+
+        resize_kernel.preload()
+    except Exception as exc:  # noqa: BLE001 - an optimisation; the call compiles what it needs
+        log.debug("preloading the imresize kernels failed: %s", _describe(exc))
+
+
+_KERNELS_LOADED = False
+
+
 def _prepare_once(method: Method, scale: int) -> None:
     """``prepare`` is one-time work: a cached worker does it for its first image of a scale only.
 
     A CNN's warm-up probe costs a few milliseconds, which per image would be a visible share of
     a small network's time on Set5.
     """
+    _load_shared_kernels()
     try:
         done = _PREPARED.setdefault(method, set())
     except TypeError:  # a method class that is not hashable or weak-referenceable
@@ -399,6 +426,7 @@ def _zygote(control: Any) -> Any:
     try:
         _import_all(_ZYGOTE_MODULES)
         _import_builtin_methods()
+        _load_shared_kernels()
         hazard = _fork_hazard()
         if hazard:
             raise RuntimeError(hazard)

@@ -18,7 +18,7 @@ try:
 except ImportError:
     numba = None
 
-__all__ = ["available", "jit", "limit_threads", "prange"]
+__all__ = ["available", "jit", "limit_threads", "prange", "preload"]
 
 
 def available() -> bool:
@@ -57,16 +57,30 @@ def limit_threads() -> None:
     numba.set_num_threads(min(limit, allowed) if allowed > 0 else limit)
 
 
+def preload(function: Callable, *example: Any) -> None:
+    """Load ``function``'s machine code for the argument types of ``example`` (from numba's
+    cache, compiling where it holds none) without calling it.
+
+    The pool's zygote loads kernels this way, so that the workers forked from it do not load
+    them inside their first timed call; it must never run one, since a process that has run
+    a parallel region cannot fork children that run them (GNU OpenMP).
+    """
+    if numba is None:
+        return
+    function.compile(tuple(numba.typeof(value) for value in example))
+
+
 def warm_up_all() -> None:
     """Compile (or load from numba's cache) every kernel srbench ships: ``python -m srbench.jit``."""
     import numpy as np
 
-    from srbench import metrics
+    from srbench import metrics, resize_kernel
     from srbench._methods.neighbor_embedding import nnls_kernel
     from srbench._methods.sparse import lars_kernel
 
     lars_kernel.warm_up()
     nnls_kernel.warm_up()
+    resize_kernel.warm_up()
     image = np.arange(144, dtype=np.float64).reshape(12, 12)
     metrics.ssim_255(image, image)
 

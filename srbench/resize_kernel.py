@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from srbench.jit import available, jit, limit_threads, prange
+from srbench.jit import preload as preload_kernel
 
 __all__ = ["DTYPES", "available", "resize", "warm_up"]
 
@@ -46,9 +47,6 @@ def resize(image: np.ndarray, rows, cols, height_first: bool, *, bands: int | No
     :data:`PARALLEL_FROM` output values on and a single one below; the numbers do not depend
     on it.
     """
-    import numba
-
-    limit_threads()
     image = np.asarray(image)
     dtype = image.dtype
     x = image if image.ndim == 3 else image[:, :, None]
@@ -61,31 +59,58 @@ def resize(image: np.ndarray, rows, cols, height_first: bool, *, bands: int | No
     out_h, out_w = rows.shape[0], cols.shape[0]
     out = np.empty((out_h, out_w, x.shape[2]), dtype=dtype)
     quantize = dtype == np.uint8
-    kernel = _height_then_width if height_first else _width_then_height
-    threads = numba.get_num_threads()
-    if out.size < PARALLEL_FROM:
-        numba.set_num_threads(1)
-    try:
+    csr = (rows.data, rows.indices, rows.indptr, cols.data, cols.indices, cols.indptr)
+    if bands is None and out.size < PARALLEL_FROM:
+        # The serial kernel: it never starts numba's thread pool (see :func:`preload`).
+        serial = _height_then_width_rows if height_first else _width_then_height_rows
+        serial(*csr, x, out, quantize, 0, out_h)
+    else:
+        import numba
+
+        limit_threads()
+        kernel = _height_then_width if height_first else _width_then_height
         bands = max(1, min(out_h, numba.get_num_threads() if bands is None else bands))
-        kernel(rows.data, rows.indices, rows.indptr, cols.data, cols.indices, cols.indptr, x, out, quantize, bands)
-    finally:
-        numba.set_num_threads(threads)
+        kernel(*csr, x, out, quantize, bands)
     return out if image.ndim == 3 else out.reshape(out_h, out_w)
 
 
-def warm_up() -> None:
-    """Compile (or load from numba's cache) every specialisation :func:`resize` uses: both
-    pass orders from float32 into float32, float64 into float64 and float64 into uint8."""
-    if not available():
-        return
+def _examples():
+    """Arguments of every specialisation :func:`resize` uses: both pass orders from float32
+    into float32, float64 into float64 and float64 into uint8."""
     from srbench.protocol import _resize_weights
 
     rows = _resize_weights(6, 3, 0.5, True)
     cols = _resize_weights(5, 10, 2.0, True)
+    csr = (rows.data, rows.indices, rows.indptr, cols.data, cols.indices, cols.indptr)
     for dtype in DTYPES:
-        image = np.zeros((6, 5, 2), dtype=dtype)
-        resize(image, rows, cols, True)
-        resize(image, rows, cols, False)
+        x = np.zeros((6, 5, 2), dtype=np.float64 if dtype == np.uint8 else dtype)
+        yield csr, x, np.zeros((3, 10, 2), dtype=dtype), dtype == np.uint8
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every kernel :func:`resize` uses, serial and
+    parallel."""
+    if not available():
+        return
+    for csr, x, out, quantize in _examples():
+        for serial, parallel in ((_height_then_width_rows, _height_then_width),
+                                 (_width_then_height_rows, _width_then_height)):
+            serial(*csr, x, out, quantize, 0, 0)
+            parallel(*csr, x, out, quantize, 1)
+
+
+def preload() -> None:
+    """Load the serial kernels without running them (see :func:`srbench.jit.preload`).
+
+    For the pool's zygote: loading them there saves every forked worker about 0.45 s of
+    numba's code generator starting up inside its first timed call. Only the serial ones:
+    loading a parallel kernel starts GNU OpenMP, after which a forked child may not run one.
+    """
+    if not available():
+        return
+    for csr, x, out, quantize in _examples():
+        for serial in (_height_then_width_rows, _width_then_height_rows):
+            preload_kernel(serial, *csr, x, out, quantize, 0, 0)
 
 
 # ------------------------------------------------------------------ the height pass, one row
@@ -162,53 +187,58 @@ def _width_row(weight, source, src, row, quantize):
 # ------------------------------------------------------------------- the two pass orders
 
 
-@jit(parallel=True)
-def _height_then_width(rdata, rindices, rindptr, cdata, cindices, cindptr, x, out, quantize, bands):
-    """Shrinking: the height pass of each output row, then its width pass; no intermediate
-    image. Parallel over bands of output rows."""
+@jit()
+def _height_then_width_rows(rdata, rindices, rindptr, cdata, cindices, cindptr, x, out, quantize, first, last):
+    """Shrinking, output rows ``first .. last - 1``: the height pass of each output row, then
+    its width pass; no intermediate image."""
     h, w, channels = x.shape
-    out_h = out.shape[0]
     n = w * channels
     weight, source = _per_sample(cdata, cindices, cindptr, channels, w)
     flat = x.reshape(h, n)
-    target = out.reshape(out_h, out.shape[1] * channels)
+    target = out.reshape(out.shape[0], out.shape[1] * channels)
     zero = np.zeros(n)
     none = np.zeros(n, flat.dtype)
-    for b in prange(bands):
-        mid = np.zeros(n + 1)  # mid[n] stays 0.0: the width pass's padding
-        for i in range(b * out_h // bands, (b + 1) * out_h // bands):
-            stop = rindptr[i + 1]
-            jj = rindptr[i]
-            acc = zero
-            while True:
-                w0, r0 = (rdata[jj], flat[rindices[jj]]) if jj < stop else (0.0, none)
-                w1, r1 = (rdata[jj + 1], flat[rindices[jj + 1]]) if jj + 1 < stop else (0.0, none)
-                w2, r2 = (rdata[jj + 2], flat[rindices[jj + 2]]) if jj + 2 < stop else (0.0, none)
-                w3, r3 = (rdata[jj + 3], flat[rindices[jj + 3]]) if jj + 3 < stop else (0.0, none)
-                _four(acc, mid, False, n, w0, r0, w1, r1, w2, r2, w3, r3)
-                acc = mid
-                jj += 4
-                if jj >= stop:
-                    break
-            _width_row(weight, source, mid, target[i], quantize)
+    mid = np.zeros(n + 1)  # mid[n] stays 0.0: the width pass's padding
+    for i in range(first, last):
+        stop = rindptr[i + 1]
+        jj = rindptr[i]
+        acc = zero
+        while True:
+            w0, r0 = (rdata[jj], flat[rindices[jj]]) if jj < stop else (0.0, none)
+            w1, r1 = (rdata[jj + 1], flat[rindices[jj + 1]]) if jj + 1 < stop else (0.0, none)
+            w2, r2 = (rdata[jj + 2], flat[rindices[jj + 2]]) if jj + 2 < stop else (0.0, none)
+            w3, r3 = (rdata[jj + 3], flat[rindices[jj + 3]]) if jj + 3 < stop else (0.0, none)
+            _four(acc, mid, False, n, w0, r0, w1, r1, w2, r2, w3, r3)
+            acc = mid
+            jj += 4
+            if jj >= stop:
+                break
+        _width_row(weight, source, mid, target[i], quantize)
 
 
 @jit(parallel=True)
-def _width_then_height(rdata, rindices, rindptr, cdata, cindices, cindptr, x, out, quantize, bands):
-    """Enlarging: the width pass of an input row is computed when an output row first needs
-    it and kept in a small cache (a slot per input row modulo the widest span of one output
-    row's taps, so a row's taps never evict each other); each output row is then the height
-    pass of cached rows. No intermediate image; parallel over bands of output rows (a band
-    recomputes the few rows it shares with the previous one)."""
-    h, w, channels = x.shape
+def _height_then_width(rdata, rindices, rindptr, cdata, cindices, cindptr, x, out, quantize, bands):
+    """:func:`_height_then_width_rows` over bands of output rows, in parallel."""
     out_h = out.shape[0]
+    for b in prange(bands):
+        _height_then_width_rows(rdata, rindices, rindptr, cdata, cindices, cindptr, x, out, quantize,
+                                b * out_h // bands, (b + 1) * out_h // bands)
+
+
+@jit()
+def _width_then_height_rows(rdata, rindices, rindptr, cdata, cindices, cindptr, x, out, quantize, first, last):
+    """Enlarging, output rows ``first .. last - 1``: the width pass of an input row is
+    computed when an output row first needs it and kept in a small cache (a slot per input
+    row modulo the widest span of one output row's taps, so a row's taps never evict each
+    other); each output row is then the height pass of cached rows. No intermediate image."""
+    h, w, channels = x.shape
     n = w * channels
     weight, source = _per_sample(cdata, cindices, cindptr, channels, w)
     flat = x.reshape(h, n)
-    target = out.reshape(out_h, out.shape[1] * channels)
+    target = out.reshape(out.shape[0], out.shape[1] * channels)
     m = target.shape[1]
     span = 1
-    for i in range(out_h):
+    for i in range(first, last):
         low = h
         high = 0
         for jj in range(rindptr[i], rindptr[i + 1]):
@@ -216,31 +246,40 @@ def _width_then_height(rdata, rindices, rindptr, cdata, cindices, cindptr, x, ou
             high = max(high, rindices[jj])
         span = max(span, high - low + 1)
     zero = np.zeros(m)
+    cache = np.empty((span, m))
+    held = np.full(span, -1, np.int64)
+    line = np.zeros(n + 1)  # line[n] stays 0.0: the width pass's padding
+    partial = np.empty(m)
+    for i in range(first, last):
+        stop = rindptr[i + 1]
+        for jj in range(rindptr[i], stop):
+            row = rindices[jj]
+            if held[row % span] != row:
+                src = flat[row]
+                for k in range(n):
+                    line[k] = src[k]
+                _width_row(weight, source, line, cache[row % span], False)
+                held[row % span] = row
+        jj = rindptr[i]
+        acc = zero
+        while True:
+            w0, r0 = (rdata[jj], cache[rindices[jj] % span]) if jj < stop else (0.0, zero)
+            w1, r1 = (rdata[jj + 1], cache[rindices[jj + 1] % span]) if jj + 1 < stop else (0.0, zero)
+            w2, r2 = (rdata[jj + 2], cache[rindices[jj + 2] % span]) if jj + 2 < stop else (0.0, zero)
+            w3, r3 = (rdata[jj + 3], cache[rindices[jj + 3] % span]) if jj + 3 < stop else (0.0, zero)
+            jj += 4
+            if jj >= stop:
+                _four(acc, target[i], quantize, m, w0, r0, w1, r1, w2, r2, w3, r3)
+                break
+            _four(acc, partial, False, m, w0, r0, w1, r1, w2, r2, w3, r3)
+            acc = partial
+
+
+@jit(parallel=True)
+def _width_then_height(rdata, rindices, rindptr, cdata, cindices, cindptr, x, out, quantize, bands):
+    """:func:`_width_then_height_rows` over bands of output rows, in parallel (a band
+    recomputes the few input rows it shares with the previous one)."""
+    out_h = out.shape[0]
     for b in prange(bands):
-        cache = np.empty((span, m))
-        held = np.full(span, -1, np.int64)
-        line = np.zeros(n + 1)  # line[n] stays 0.0: the width pass's padding
-        partial = np.empty(m)
-        for i in range(b * out_h // bands, (b + 1) * out_h // bands):
-            stop = rindptr[i + 1]
-            for jj in range(rindptr[i], stop):
-                row = rindices[jj]
-                if held[row % span] != row:
-                    src = flat[row]
-                    for k in range(n):
-                        line[k] = src[k]
-                    _width_row(weight, source, line, cache[row % span], False)
-                    held[row % span] = row
-            jj = rindptr[i]
-            acc = zero
-            while True:
-                w0, r0 = (rdata[jj], cache[rindices[jj] % span]) if jj < stop else (0.0, zero)
-                w1, r1 = (rdata[jj + 1], cache[rindices[jj + 1] % span]) if jj + 1 < stop else (0.0, zero)
-                w2, r2 = (rdata[jj + 2], cache[rindices[jj + 2] % span]) if jj + 2 < stop else (0.0, zero)
-                w3, r3 = (rdata[jj + 3], cache[rindices[jj + 3] % span]) if jj + 3 < stop else (0.0, zero)
-                jj += 4
-                if jj >= stop:
-                    _four(acc, target[i], quantize, m, w0, r0, w1, r1, w2, r2, w3, r3)
-                    break
-                _four(acc, partial, False, m, w0, r0, w1, r1, w2, r2, w3, r3)
-                acc = partial
+        _width_then_height_rows(rdata, rindices, rindptr, cdata, cindices, cindptr, x, out, quantize,
+                                b * out_h // bands, (b + 1) * out_h // bands)

@@ -1,4 +1,7 @@
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -326,3 +329,25 @@ def test_imresize_takes_other_dtypes_through_scipy(monkeypatch):
     ints = imresize((image * 1000).astype(np.int16), 1 / 2)
     assert ints.dtype == np.float64
     assert np.allclose(ints, _dense_imresize((image * 1000).astype(np.int16), 1 / 2), atol=1e-9)
+
+
+@needs_numba
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the pool's zygote forks only where fork exists")
+def test_preloaded_kernels_leave_a_process_that_can_fork_parallel_workers():
+    # The zygote preloads the serial kernels; its forked workers must still be able to run
+    # the parallel ones (GNU OpenMP kills a child whose parent had started it).
+    script = (
+        "import os, numpy as np\n"
+        "from srbench import resize_kernel\n"
+        "from srbench.protocol import _resize_weights\n"
+        "resize_kernel.preload()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    rows, cols = _resize_weights(8, 24, 3.0, True), _resize_weights(8, 24, 3.0, True)\n"
+        "    out = resize_kernel.resize(np.ones((8, 8)), rows, cols, False, bands=2)\n"
+        "    os._exit(0 if np.allclose(out, 1.0) else 3)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "raise SystemExit(os.waitstatus_to_exitcode(status))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
