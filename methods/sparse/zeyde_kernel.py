@@ -21,6 +21,10 @@ numba is not installed, so the outputs are bit-identical (tested):
   index descending), divided by the coverage count, added to the bicubic value in float64;
 - :func:`stable_order`: ``np.argsort(labels, kind="stable")`` by counting;
 - :func:`gather_rows` / :func:`scatter_rows`: ``x[index]`` and ``out[index] = x``.
+
+The BLAS products are many small calls, which OpenBLAS's own threads handle badly; the
+callers split them over threads of their own instead, with BLAS at one thread per call
+(:func:`blas_in_threads`, :func:`in_threads`): the same calls on the same blocks.
 """
 
 from __future__ import annotations
@@ -188,8 +192,9 @@ def assemble_lattice(
         cover_r[int(r[0]) + d : int(r[-1]) + d + 1 : step_r] += 1.0
         cover_c[int(c[0]) + d : int(c[-1]) + d + 1 : step_c] += 1.0
     out = np.empty((h, w), dtype=np.float32)
-    if at is None:
-        at = np.arange(len(patches), dtype=np.int64)
+    at = np.arange(len(patches)) if at is None else _check_index(at, len(patches))
+    if at.size != r.size * c.size:
+        raise ValueError(f"{at.size} patches for a {r.size} x {c.size} lattice")
     _assemble(
         np.ascontiguousarray(mid),
         np.ascontiguousarray(patches),
@@ -264,9 +269,18 @@ def _stable_order(labels, order, starts):
         fill[a] += 1
 
 
+def _check_index(index: np.ndarray, n: int) -> np.ndarray:
+    """``index`` as int64, every entry a row of an ``n``-row array (the kernels do not check)."""
+    index = np.ascontiguousarray(index, dtype=np.int64)
+    if index.size and (index.min() < 0 or index.max() >= n):
+        raise IndexError(f"row index outside [0, {n})")
+    return index
+
+
 def gather_rows(x: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``x[index]`` for a 2-D C-contiguous ``x``, rows copied in parallel."""
     limit_threads()
+    index = _check_index(index, x.shape[0])
     out = np.empty((index.size, x.shape[1]), dtype=x.dtype)
     _gather(x, index, out)
     return out
@@ -285,6 +299,7 @@ def _gather(x, index, out):
 def scatter_rows(x: np.ndarray, index: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out[index] = x`` (``index`` a permutation: no row written twice), in parallel."""
     limit_threads()
+    index = _check_index(index, out.shape[0])
     _scatter(x, index, out)
     return out
 
