@@ -76,11 +76,12 @@ def warm_up_all() -> None:
 
     from srbench import metrics, resize_kernel
     from srbench._methods.neighbor_embedding import nnls_kernel
-    from srbench._methods.sparse import lars_kernel
+    from srbench._methods.sparse import lars_kernel, zeyde_kernel
 
     lars_kernel.warm_up()
     nnls_kernel.warm_up()
     resize_kernel.warm_up()
+    zeyde_kernel.warm_up()
     image = np.arange(144, dtype=np.float64).reshape(12, 12)
     metrics.ssim_255(image, image)
 

@@ -92,6 +92,14 @@ class KSVD(Method):
         )
         return learned, info
 
+    def prepare(self, scale: int) -> None:
+        """Compile (or load from numba's cache) the Zeyde front- and back-end kernels
+        outside the timed call."""
+        super().prepare(scale)
+        from . import zeyde_kernel
+
+        zeyde_kernel.warm_up()
+
     def _restore(self, scale: int, tensors: Mapping[str, np.ndarray]) -> None:
         if not hasattr(self, "model_"):
             self.model_ = {}
