@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.optimize import nnls as scipy_nnls
-
-from srbench._methods.neighbor_embedding.embedding import lle_weights, ne_residuals, nearest_atoms
+from srbench._methods.neighbor_embedding.embedding import (
+    lle_weights,
+    ne_residuals,
+    nearest_atoms,
+)
 from srbench._methods.neighbor_embedding.nnls import nnls, nnls_gram
+
 from tests.conftest import natural_image
 
 
@@ -170,12 +174,130 @@ def test_ne_residuals_match_a_per_patch_loop(solver):
         np.testing.assert_allclose(got[i], Dh[:, idx] @ w, rtol=1e-4, atol=1e-5)
 
 
+# ----------------------------------------------------------------------------- kernel
+def _kernel():
+    from srbench._methods.neighbor_embedding import embedding_kernel
+
+    if not embedding_kernel.available():
+        pytest.skip("numba is not installed")
+    return embedding_kernel
+
+
+def _dictionary(rng, d=12, n_atoms=300, p=9):
+    Dl = rng.standard_normal((d, n_atoms))
+    Dl /= np.linalg.norm(Dl, axis=0)
+    gram = Dl.T @ Dl  # syrk: exactly symmetric
+    assert np.array_equal(gram, gram.T)
+    DhT = rng.standard_normal((n_atoms, p)).astype(np.float32)
+    return Dl, gram, DhT
+
+
+@pytest.mark.parametrize("solver", ["lle", "nnls"])
+@pytest.mark.parametrize("k", [24, 5, 40])
+def test_kernel_matches_the_numpy_steps(solver, k):
+    # The compiled path (neighbour search, weights, HR combination per patch) against the
+    # stacked numpy steps: the same neighbours and arithmetic; NNLS identical, LLE's own LU
+    # rounding differently from LAPACK's by a float32 unit at most, in a few entries. k = 40
+    # takes the search's heap path (more neighbours than groups).
+    _kernel()
+    rng = np.random.default_rng(k)
+    Dl, gram, DhT = _dictionary(rng)
+    y = rng.standard_normal((700, Dl.shape[0])).astype(np.float32)
+    ref = ne_residuals(y, Dl, DhT, gram, k, solver, chunk=256, compiled=False)
+    for symmetric in (False, True):
+        got = ne_residuals(y, Dl, DhT, gram, k, solver, chunk=256, compiled=True,
+                           symmetric=symmetric)  # fmt: skip
+        if solver == "nnls":
+            np.testing.assert_array_equal(got, ref)
+        else:
+            np.testing.assert_allclose(got, ref, rtol=0, atol=4 * np.spacing(np.abs(ref).max()))
+            assert (got == ref).mean() > 0.99
+
+
+@pytest.mark.parametrize("solver", ["lle", "nnls"])
+def test_kernel_leaves_ties_and_nan_to_numpy(solver):
+    # Rows whose K-th neighbour is tied (a zero feature: every correlation 0; a duplicated
+    # atom at the boundary) or whose feature is not finite take the numpy code's choice:
+    # the same output as the numpy path, bit for bit.
+    _kernel()
+    rng = np.random.default_rng(17)
+    Dl, gram, DhT = _dictionary(rng, n_atoms=120)
+    Dl[:, 7] = Dl[:, 3]  # a duplicated atom: equal |corr| for atoms 3 and 7
+    gram = Dl.T @ Dl
+    # Rows where atoms 3 and 7 are the 6th and 7th largest: a tie at the 6th neighbour.
+    y = rng.standard_normal((20000, Dl.shape[0])).astype(np.float32)
+    size = np.abs(y.astype(np.float64) @ Dl)
+    assert np.array_equal(size[:, 3], size[:, 7])
+    tied = np.flatnonzero(np.sum(size > size[:, 3:4], axis=1) == 5)[:40]
+    assert len(tied) > 10
+    y = np.concatenate([y[tied], y[:60]])
+    tied = np.arange(len(tied))
+    y[-20::4] = 0.0
+    y[-3, 2] = np.nan
+    ref = ne_residuals(y, Dl, DhT, gram, 6, solver, compiled=False)
+    got = ne_residuals(y, Dl, DhT, gram, 6, solver, compiled=True, symmetric=True)
+    np.testing.assert_array_equal(got[tied], ref[tied])
+    np.testing.assert_array_equal(got[-20::4], ref[-20::4])
+    np.testing.assert_array_equal(got[-3], ref[-3])
+    if solver == "nnls":
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_kernel_neighbours_are_nearest_atoms():
+    kernel = _kernel()
+    rng = np.random.default_rng(8)
+    for n_atoms, k in [(1024, 24), (1024, 32), (1024, 33), (20, 6), (31, 31), (64, 1)]:
+        corr = rng.standard_normal((200, n_atoms)) * rng.random((200, 1)) ** 4
+        got = np.empty((200, k), dtype=np.int64)
+        heap, idx = np.empty(k), np.empty(k, dtype=np.int64)
+        top, total = np.empty(kernel._GROUPS), np.empty(kernel._GROUPS)
+        rank = np.empty(max(kernel._GROUPS, 4 * k), dtype=np.int64)
+        cand, size = np.empty(n_atoms + 1, dtype=np.int64), np.empty(n_atoms + 1)
+        for i in range(200):
+            assert kernel.select(corr[i], k, idx, top, total, rank, cand, size, heap)
+            got[i] = idx
+        np.testing.assert_array_equal(got, nearest_atoms(corr, k))
+    # A tie at the k-th magnitude is reported, not resolved (heap and group paths).
+    for n_atoms in (5, 1024):
+        c = np.zeros(n_atoms)
+        c[:5] = [0.5, -0.9, -0.5, 0.1, 0.2]
+        for k, determined in [(2, False), (3, True)]:
+            idx = np.empty(k, dtype=np.int64)
+            args = (np.empty(kernel._GROUPS), np.empty(kernel._GROUPS),
+                    np.empty(max(kernel._GROUPS, 4 * k), np.int64), np.empty(n_atoms + 1, np.int64),
+                    np.empty(n_atoms + 1), np.empty(k))  # fmt: skip
+            assert kernel.select(c, k, idx, *args) == determined
+            if determined:
+                np.testing.assert_array_equal(idx, [0, 1, 2])
+
+
+def test_kernel_sums_and_solves_in_numpy_and_lapack_order():
+    kernel = _kernel()
+    rng = np.random.default_rng(9)
+    # numpy's pairwise sum (np.add.reduce), bit for bit, below and above 8 terms.
+    for n in (1, 5, 8, 24, 37, 128):
+        a = rng.standard_normal(n) * np.exp(rng.standard_normal(n) * 5)
+        assert kernel.pairwise_sum(a, n) == np.add.reduce(a)
+    # The LU solve against LAPACK's, to round-off, on LLE-like systems; a zero pivot fails.
+    for k in (1, 6, 24):
+        z = rng.standard_normal((30, k))
+        c = z.T @ z
+        c += 1e-4 * np.trace(c) * np.eye(k)
+        width = (k + 7) // 8 * 8
+        at = np.zeros((k, width))
+        at[:, :k] = c.T
+        w = np.empty(k)
+        assert kernel.lu_solve_ones(at, k, w, np.empty(width))
+        np.testing.assert_allclose(w, np.linalg.solve(c, np.ones(k)), rtol=1e-9)
+    at = np.zeros((2, 8))
+    assert not kernel.lu_solve_ones(at, 2, np.empty(2), np.empty(8))
+
+
 # ----------------------------------------------------------------------------- plugins
 @pytest.fixture(scope="module")
 def tiny_dictionaries(tmp_path_factory):
     """A 48-atom Zeyde dictionary per scale, learned in a second from synthetic images."""
     from safetensors.numpy import save_file
-
     from srbench._methods.sparse import zeyde
 
     folder = tmp_path_factory.mktemp("dict")

@@ -114,6 +114,8 @@ def ne_residuals(
     solver: str,
     *,
     chunk: int = _CHUNK,
+    compiled: bool | None = None,
+    symmetric: bool = False,
 ) -> np.ndarray:
     """Residual HR patches by neighbour embedding on the dictionary atoms.
 
@@ -132,6 +134,14 @@ def ne_residuals(
     solver : {"lle", "nnls"}
         LLE weights (sum to one, 1e-4 trace ridge) or non-negative least squares
         (``lsqnonneg(D_K, y)``, no sum-to-one constraint).
+    compiled : bool, optional
+        Run each patch's search, weights and HR combination in the numba kernel
+        (:mod:`.embedding_kernel`: the same neighbours and arithmetic, LLE's small solves
+        rounded differently from LAPACK's, so equal to round-off) or as the stacked numpy
+        steps below. The default uses the kernel when numba is installed.
+    symmetric : bool
+        ``gram`` is exactly symmetric (``Dl.T @ Dl`` from numpy is: ``syrk`` fills one
+        triangle and copies it): the kernel then reads each entry once.
 
     Returns
     -------
@@ -139,25 +149,50 @@ def ne_residuals(
     """
     if solver not in ("lle", "nnls"):
         raise ValueError(f"unknown neighbour-embedding solver {solver!r}")
-    from scipy.sparse import csr_matrix
+    from . import embedding_kernel
 
     Dl = np.asarray(Dl, dtype=np.float64)
     n, n_atoms = y.shape[0], Dl.shape[1]
+    if compiled is None:
+        compiled = embedding_kernel.available()
+    compiled = compiled and 0 < min(int(k), n_atoms) <= embedding_kernel.MAX_K
     out = np.empty((n, DhT.shape[1]), dtype=np.float32)
+    # One buffer for every chunk's correlations (the same BLAS product, without a fresh
+    # 16 MB array to fault in per chunk).
+    buffer = np.empty((min(chunk, n), n_atoms))
     for start in range(0, n, chunk):
         yc = np.asarray(y[start : start + chunk], dtype=np.float64)
-        corr = yc @ Dl  # (m, n_atoms), double as the reference code
-        idx = nearest_atoms(corr, k)
-        m, kk = idx.shape
-        # Gathers through flat indices (a single take, not a 2-D fancy index).
-        sub_gram = np.take(gram.reshape(-1), idx[:, :, None] * n_atoms + idx[:, None, :])
-        sub_corr = np.take_along_axis(corr, idx, axis=1)
-        if solver == "lle":
-            w = lle_weights(sub_gram, sub_corr, np.einsum("nd,nd->n", yc, yc))
-        else:
-            w = nnls_gram(sub_gram, sub_corr)
-        # sum_j w_j Dh_j as a sparse product: no (m, K, p) stack of gathered atoms.
-        weights = csr_matrix((w.ravel(), idx.ravel(), np.arange(0, m * kk + 1, kk)),
-                             shape=(m, n_atoms))
-        out[start : start + chunk] = weights @ DhT
+        corr = np.matmul(yc, Dl, out=buffer[: len(yc)])  # double as the reference code
+        sq_norm = np.einsum("nd,nd->n", yc, yc) if solver == "lle" else None
+        rows = out[start : start + chunk]
+        if not compiled:
+            rows[:] = _embed_rows(corr, sq_norm, DhT, gram, k, solver)
+            continue
+        left = embedding_kernel.embed(corr, gram, DhT, sq_norm, min(int(k), n_atoms), solver,
+                                      rows, symmetric=symmetric)  # fmt: skip
+        if left.any():  # a tie at the K-th neighbour: numpy's choice of atoms
+            pick = np.flatnonzero(left)
+            rows[pick] = _embed_rows(
+                corr[pick], None if sq_norm is None else sq_norm[pick], DhT, gram, k, solver
+            )
     return out
+
+
+def _embed_rows(corr, sq_norm, DhT, gram, k, solver):
+    """The numpy steps of :func:`ne_residuals` for one chunk; float64 rows."""
+    from scipy.sparse import csr_matrix
+
+    n_atoms = gram.shape[0]
+    idx = nearest_atoms(corr, k)
+    m, kk = idx.shape
+    # Gathers through flat indices (a single take, not a 2-D fancy index).
+    sub_gram = np.take(gram.reshape(-1), idx[:, :, None] * n_atoms + idx[:, None, :])
+    sub_corr = np.take_along_axis(corr, idx, axis=1)
+    if solver == "lle":
+        w = lle_weights(sub_gram, sub_corr, sq_norm)
+    else:
+        w = nnls_gram(sub_gram, sub_corr)
+    # sum_j w_j Dh_j as a sparse product: no (m, K, p) stack of gathered atoms.
+    weights = csr_matrix((w.ravel(), idx.ravel(), np.arange(0, m * kk + 1, kk)),
+                         shape=(m, n_atoms))
+    return weights @ DhT

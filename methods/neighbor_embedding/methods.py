@@ -19,7 +19,10 @@ class _NeighbourEmbedding(ZeydeFamily):
     def _prepare_model(self, model: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         dl = model["Dl"].astype(np.float64)
         model["Dl64_"] = dl
-        model["gram_"] = dl.T @ dl  # neighbours' Gram matrices are sub-blocks of this
+        gram = dl.T @ dl  # neighbours' Gram matrices are sub-blocks of this
+        model["gram_"] = gram
+        # numpy forms it with syrk (one triangle, copied): the kernel may read one triangle.
+        model["gram_symmetric_"] = np.array(np.array_equal(gram, gram.T))
         model["DhT_"] = np.ascontiguousarray(model["Dh"].T)
         return model
 
@@ -27,8 +30,16 @@ class _NeighbourEmbedding(ZeydeFamily):
         from .embedding import ne_residuals
 
         return ne_residuals(
-            y, model["Dl64_"], model["DhT_"], model["gram_"], self.neighbors, self.solver
+            y, model["Dl64_"], model["DhT_"], model["gram_"], self.neighbors, self.solver,
+            symmetric=bool(model["gram_symmetric_"]),
         )
+
+    def prepare(self, scale: int) -> None:
+        """Compile (or load from numba's cache) the kernels outside the timed call."""
+        super().prepare(scale)
+        from .embedding_kernel import warm_up
+
+        warm_up()
 
     def _fit_from_dictionary(
         self, images: list[np.ndarray], scale: int, tensors: dict[str, np.ndarray]
@@ -100,7 +111,8 @@ class NENNLS(_NeighbourEmbedding):
         self.dictionary_dir = dictionary_dir
 
     def prepare(self, scale: int) -> None:
-        """Compile (or load from numba's cache) the NNLS kernel outside the timed call."""
+        """Compile (or load from numba's cache) the kernels outside the timed call (the
+        NNLS one solves the rare patches left to the numpy code)."""
         super().prepare(scale)
         from .nnls_kernel import warm_up
 
