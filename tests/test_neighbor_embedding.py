@@ -214,6 +214,24 @@ def test_kernel_matches_the_numpy_steps(solver, k):
             assert (got == ref).mean() > 0.99
 
 
+def test_kernel_pieces_keep_the_correlations(monkeypatch):
+    # The kernel takes each chunk in pieces, each with its own BLAS product: the same
+    # correlations as the chunk's (a one-row piece is merged into the one before, as numpy
+    # computes a single row with gemv), so NNLS's outputs stay those of the numpy path.
+    kernel = _kernel()
+    monkeypatch.setattr(kernel, "rows_per_call", lambda: 16)
+    rng = np.random.default_rng(23)
+    Dl, gram, DhT = _dictionary(rng)
+    y = rng.standard_normal((97 * 3 + 1, Dl.shape[0])).astype(np.float32)
+    for solver in ("nnls", "lle"):
+        ref = ne_residuals(y, Dl, DhT, gram, 12, solver, chunk=97, compiled=False)
+        got = ne_residuals(y, Dl, DhT, gram, 12, solver, chunk=97, compiled=True)
+        if solver == "nnls":
+            np.testing.assert_array_equal(got, ref)
+        else:
+            np.testing.assert_allclose(got, ref, rtol=0, atol=4 * np.spacing(np.abs(ref).max()))
+
+
 @pytest.mark.parametrize("solver", ["lle", "nnls"])
 def test_kernel_leaves_ties_and_nan_to_numpy(solver):
     # Rows whose K-th neighbour is tied (a zero feature: every correlation 0; a duplicated

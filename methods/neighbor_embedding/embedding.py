@@ -13,6 +13,8 @@ with gathers and batched solves, without a loop over patches.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from .nnls import nnls_gram
@@ -157,24 +159,38 @@ def ne_residuals(
         compiled = embedding_kernel.available()
     compiled = compiled and 0 < min(int(k), n_atoms) <= embedding_kernel.MAX_K
     out = np.empty((n, DhT.shape[1]), dtype=np.float32)
-    # One buffer for every chunk's correlations (the same BLAS product, without a fresh
-    # 16 MB array to fault in per chunk).
-    buffer = np.empty((min(chunk, n), n_atoms))
+    if not compiled:
+        for start in range(0, n, chunk):
+            yc = np.asarray(y[start : start + chunk], dtype=np.float64)
+            corr = yc @ Dl  # (m, n_atoms), double as the reference code
+            sq_norm = np.einsum("nd,nd->n", yc, yc) if solver == "lle" else None
+            out[start : start + chunk] = _embed_rows(corr, sq_norm, DhT, gram, k, solver)
+        return out
+    # The kernel takes each chunk in pieces of a few hundred rows per thread, whose
+    # correlations (2 MB a thread) are still in cache when it reads them. A piece's BLAS
+    # product gives its rows the numbers of the whole chunk's: OpenBLAS accumulates every
+    # entry over the features in the same order whatever the rows around it, except for a
+    # single row, which numpy hands to gemv; so a piece never has one row unless its chunk
+    # has (and then the chunk's product was a gemv too).
+    piece = embedding_kernel.rows_per_call()
+    buffer = np.empty((min(chunk, piece + 1, n), n_atoms))
     for start in range(0, n, chunk):
         yc = np.asarray(y[start : start + chunk], dtype=np.float64)
-        corr = np.matmul(yc, Dl, out=buffer[: len(yc)])  # double as the reference code
         sq_norm = np.einsum("nd,nd->n", yc, yc) if solver == "lle" else None
-        rows = out[start : start + chunk]
-        if not compiled:
-            rows[:] = _embed_rows(corr, sq_norm, DhT, gram, k, solver)
-            continue
-        left = embedding_kernel.embed(corr, gram, DhT, sq_norm, min(int(k), n_atoms), solver,
-                                      rows, symmetric=symmetric)  # fmt: skip
-        if left.any():  # a tie at the K-th neighbour: numpy's choice of atoms
-            pick = np.flatnonzero(left)
-            rows[pick] = _embed_rows(
-                corr[pick], None if sq_norm is None else sq_norm[pick], DhT, gram, k, solver
-            )
+        bounds = list(range(0, len(yc), piece)) + [len(yc)]
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+            del bounds[-2]
+        for a, b in pairwise(bounds):
+            corr = np.matmul(yc[a:b], Dl, out=buffer[: b - a])
+            sq = None if sq_norm is None else sq_norm[a:b]
+            rows = out[start + a : start + b]
+            left = embedding_kernel.embed(corr, gram, DhT, sq, min(int(k), n_atoms), solver,
+                                          rows, symmetric=symmetric)  # fmt: skip
+            if left.any():  # a tie at the K-th neighbour: numpy's choice of atoms
+                pick = np.flatnonzero(left)
+                rows[pick] = _embed_rows(
+                    corr[pick], None if sq is None else sq[pick], DhT, gram, k, solver
+                )
     return out
 
 

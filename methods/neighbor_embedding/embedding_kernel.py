@@ -38,10 +38,13 @@ from srbench.jit import available, jit, limit_threads, prange
 
 from .nnls_kernel import _solve_one
 
-__all__ = ["available", "embed", "warm_up"]
+__all__ = ["available", "embed", "rows_per_call", "warm_up"]
 
 #: Patches one thread takes at a time (its scratch arrays are allocated once per block).
 _BLOCK = 32
+#: Patches per thread in a call: their correlations (2 MB) stay in cache from the BLAS
+#: product to the kernel (one thread, x3: 256 rows 14% faster than 2048).
+_ROWS_PER_THREAD = 256
 #: Strided groups of atoms whose maxima bound the neighbours' magnitudes from below (the
 #: neighbour search's fast path takes up to this many neighbours).
 _GROUPS = 32
@@ -114,6 +117,16 @@ def embed(
         left,
     )
     return left
+
+
+def rows_per_call() -> int:
+    """How many patches to hand :func:`embed` at a time: a few hundred per thread."""
+    if not available():
+        return _ROWS_PER_THREAD
+    import numba
+
+    limit_threads()
+    return _ROWS_PER_THREAD * numba.get_num_threads()
 
 
 def warm_up() -> None:
