@@ -219,7 +219,7 @@ def test_kernel_pieces_keep_the_correlations(monkeypatch):
     # correlations as the chunk's (a one-row piece is merged into the one before, as numpy
     # computes a single row with gemv), so NNLS's outputs stay those of the numpy path.
     kernel = _kernel()
-    monkeypatch.setattr(kernel, "rows_per_call", lambda: 16)
+    monkeypatch.setattr(kernel, "ROWS_PER_CALL", 16)
     rng = np.random.default_rng(23)
     Dl, gram, DhT = _dictionary(rng)
     y = rng.standard_normal((97 * 3 + 1, Dl.shape[0])).astype(np.float32)

@@ -166,31 +166,49 @@ def ne_residuals(
             sq_norm = np.einsum("nd,nd->n", yc, yc) if solver == "lle" else None
             out[start : start + chunk] = _embed_rows(corr, sq_norm, DhT, gram, k, solver)
         return out
-    # The kernel takes each chunk in pieces of a few hundred rows per thread, whose
-    # correlations (2 MB a thread) are still in cache when it reads them. A piece's BLAS
-    # product gives its rows the numbers of the whole chunk's: OpenBLAS accumulates every
-    # entry over the features in the same order whatever the rows around it, except for a
-    # single row, which numpy hands to gemv; so a piece never has one row unless its chunk
-    # has (and then the chunk's product was a gemv too).
-    piece = embedding_kernel.rows_per_call()
-    buffer = np.empty((min(chunk, piece + 1, n), n_atoms))
+    # The kernel takes each chunk in pieces of a few hundred rows, whose correlations (2 MB)
+    # are still in cache when it reads them; the pieces are shared out to threads, each
+    # making its own BLAS products with BLAS at one thread (OpenBLAS's threads would spin
+    # against the kernel's on every piece). A piece's BLAS product gives its rows the
+    # numbers of the whole chunk's: OpenBLAS accumulates every entry over the features in
+    # the same order whatever the rows around it and however it splits rows over threads,
+    # except for a single row, which numpy hands to gemv; so a piece never has one row unless
+    # its chunk has (and then the chunk's product was a gemv too).
+    from ..sparse.zeyde_kernel import blas_in_threads, in_threads
+
+    size = embedding_kernel.ROWS_PER_CALL
+    pieces = []
+    sq_norm = np.empty(n) if solver == "lle" else None
     for start in range(0, n, chunk):
-        yc = np.asarray(y[start : start + chunk], dtype=np.float64)
-        sq_norm = np.einsum("nd,nd->n", yc, yc) if solver == "lle" else None
-        bounds = list(range(0, len(yc), piece)) + [len(yc)]
+        stop = min(n, start + chunk)
+        if sq_norm is not None:  # per chunk, as the numpy steps
+            yc = np.asarray(y[start:stop], dtype=np.float64)
+            sq_norm[start:stop] = np.einsum("nd,nd->n", yc, yc)
+        bounds = list(range(start, stop, size)) + [stop]
         if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
             del bounds[-2]
-        for a, b in pairwise(bounds):
-            corr = np.matmul(yc[a:b], Dl, out=buffer[: b - a])
+        pieces += pairwise(bounds)
+    kk = min(int(k), n_atoms)
+    left: list[list] = []
+
+    def work(thread: int) -> None:
+        buffer = np.empty((min(size + 1, n), n_atoms))
+        for a, b in pieces[thread::threads]:
+            corr = np.matmul(np.asarray(y[a:b], dtype=np.float64), Dl, out=buffer[: b - a])
             sq = None if sq_norm is None else sq_norm[a:b]
-            rows = out[start + a : start + b]
-            left = embedding_kernel.embed(corr, gram, DhT, sq, min(int(k), n_atoms), solver,
-                                          rows, symmetric=symmetric)  # fmt: skip
-            if left.any():  # a tie at the K-th neighbour: numpy's choice of atoms
-                pick = np.flatnonzero(left)
-                rows[pick] = _embed_rows(
-                    corr[pick], None if sq is None else sq[pick], DhT, gram, k, solver
-                )
+            undone = embedding_kernel.embed(corr, gram, DhT, sq, kk, solver, out[a:b],
+                                            symmetric=symmetric)  # fmt: skip
+            if undone.any():  # done below, in this thread: numpy's choice of atoms
+                pick = np.flatnonzero(undone)
+                left.append((a + pick, corr[pick].copy()))
+
+    with blas_in_threads() as threads:
+        threads = max(1, min(threads, len(pieces)))
+        in_threads(work, threads)
+    for rows, corr in left:
+        out[rows] = _embed_rows(
+            corr, None if sq_norm is None else sq_norm[rows], DhT, gram, k, solver
+        )
     return out
 
 

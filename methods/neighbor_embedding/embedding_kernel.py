@@ -4,8 +4,11 @@
 partition of float32 magnitudes, masks and ``nonzero`` for the neighbours, gathers of
 ``(n, K, K)`` Gram blocks, a batched LAPACK solve, a sparse product with the HR atoms. Each of
 those passes moves whole-chunk temporaries through memory for a few dozen flops per element.
-Here each patch is done start to finish in one thread, its data in L1, patches split over the
-cores. The correlations with the dictionary stay numpy's BLAS product (the same numbers).
+Here each patch is done start to finish, its data in L1, one piece of a few hundred patches
+per call: the caller computes the piece's correlations with the dictionary (numpy's BLAS
+product, the same numbers) just before, so they are still in cache, and shares the pieces
+out to its threads (the kernel itself is serial: no OpenMP team to spin against BLAS's
+threads, or to keep the process from forking workers that run kernels).
 
 The arithmetic is the numpy code's wherever numpy's order is known, so the outputs are those
 of the numpy path (which stays the reference and the fallback without numba):
@@ -19,10 +22,11 @@ of the numpy path (which stays the reference and the fallback without numba):
   normalising division. The ``K x K`` solve is LU with partial pivoting in the order of
   reference LAPACK's unblocked ``dgetf2`` and ``dgetrs`` (right-looking rank-1 updates, the
   column scaled by the pivot's reciprocal, column-oriented triangular solves), on the matrix
-  stored by columns as LAPACK has it; numpy's
-  ``solve`` calls OpenBLAS, whose LU (blocked, with its own kernels, chosen per CPU) rounds
-  differently, so the weights agree to round-off (about 1e-16 relative). A zero pivot (a
-  singular system) is flagged and left to numpy, which raises as before;
+  stored by columns as LAPACK has it; numpy's ``solve`` calls OpenBLAS, whose LU (blocked,
+  with its own kernels, chosen per CPU) rounds differently, so the weights agree to
+  round-off (the HR patches, rounded to float32, differ by a unit in about 1 entry in 1e5;
+  the images on held-out T91 images not at all). A zero pivot (a singular system) is
+  flagged and left to numpy, which raises as before;
 - NNLS: the ``nnls_gram`` defaults (tolerance, ``3 K`` iterations) and the compiled
   Lawson-Hanson problem of :mod:`.nnls_kernel`, the same numbers;
 - the HR patch: ``sum_j w_j Dh_j`` accumulated in float64 in the order of scipy's
@@ -34,17 +38,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from srbench.jit import available, jit, limit_threads, prange
+from srbench.jit import available, jit, preload
 
 from .nnls_kernel import _solve_one
 
-__all__ = ["available", "embed", "rows_per_call", "warm_up"]
+__all__ = ["ROWS_PER_CALL", "available", "embed", "preload_kernel", "warm_up"]
 
-#: Patches one thread takes at a time (its scratch arrays are allocated once per block).
-_BLOCK = 32
-#: Patches per thread in a call: their correlations (2 MB) stay in cache from the BLAS
-#: product to the kernel (one thread, x3: 256 rows 14% faster than 2048).
-_ROWS_PER_THREAD = 256
+#: Patches per call: their correlations (2 MB) stay in cache from the BLAS product to the
+#: kernel (one thread, x3: 256 rows 14% faster than 2048).
+ROWS_PER_CALL = 256
 #: Strided groups of atoms whose maxima bound the neighbours' magnitudes from below (the
 #: neighbour search's fast path takes up to this many neighbours).
 _GROUPS = 32
@@ -102,9 +104,8 @@ def embed(
         raise ValueError("LLE needs the squared norms of the features")
     if not lle:
         sq_norm = np.zeros(m)
-    limit_threads()
     left = np.zeros(m, dtype=np.bool_)
-    _embed_all(
+    _embed_rows(
         np.ascontiguousarray(corr, dtype=np.float64),
         np.ascontiguousarray(gram, dtype=np.float64),
         np.ascontiguousarray(DhT),
@@ -119,16 +120,6 @@ def embed(
     return left
 
 
-def rows_per_call() -> int:
-    """How many patches to hand :func:`embed` at a time: a few hundred per thread."""
-    if not available():
-        return _ROWS_PER_THREAD
-    import numba
-
-    limit_threads()
-    return _ROWS_PER_THREAD * numba.get_num_threads()
-
-
 def warm_up() -> None:
     """Compile (or load from numba's cache) now rather than in the first timed call: the
     float32 atoms and output of the methods, both solvers."""
@@ -141,6 +132,16 @@ def warm_up() -> None:
     for solver in ("lle", "nnls"):
         out = np.empty((3, 2), dtype=np.float32)
         embed(corr, dl.T @ dl, dht, np.ones(3), 2, solver, out, symmetric=True)
+
+
+def preload_kernel() -> None:
+    """Load the kernel for the methods' argument types without running it (see
+    :func:`srbench.jit.preload`; it is serial, so a process that loaded it may fork)."""
+    if not available():
+        return
+    corr = np.zeros((1, 2))
+    preload(_embed_rows, corr, np.eye(2), np.zeros((2, 1), dtype=np.float32), np.zeros(1), 1,
+            True, 1e-4, True, np.zeros((1, 1), dtype=np.float32), np.zeros(1, dtype=np.bool_))
 
 
 @jit()
@@ -433,24 +434,23 @@ def _embed_one(c, gram, DhT, sq, k, lle, reg, symmetric, out_row, select_scratch
     return True
 
 
-@jit(parallel=True)
-def _embed_all(corr, gram, DhT, sq_norm, k, lle, reg, symmetric, out, left):
-    m = corr.shape[0]
-    n_blocks = (m + _BLOCK - 1) // _BLOCK
+@jit()
+def _embed_rows(corr, gram, DhT, sq_norm, k, lle, reg, symmetric, out, left):
+    """Every row of ``corr`` in turn, in the calling thread (the caller splits the rows over
+    its threads: no OpenMP team to spin against BLAS or to stop a fork)."""
     n_atoms = corr.shape[1]
     width = (k + 7) // 8 * 8
-    for b in prange(n_blocks):
-        select_scratch = (np.empty(_GROUPS), np.empty(_GROUPS), np.empty(k), np.empty(n_atoms + 1))
-        idx = np.empty(k, np.int64)
-        cand = np.empty(n_atoms + 1, np.int64)
-        rank = np.empty(max(_GROUPS, 4 * k), np.int64)
-        at = np.zeros((k, width))
-        g = np.empty((k, k))
-        multipliers = np.empty(width)
-        vectors = np.empty((3, k))  # weights, the neighbours' correlations, C's diagonal
-        acc = np.empty(DhT.shape[1])
-        for i in range(b * _BLOCK, min(m, (b + 1) * _BLOCK)):
-            done = _embed_one(corr[i], gram, DhT, sq_norm[i], k, lle, reg, symmetric, out[i],
-                              select_scratch, idx, cand, rank, at, g, multipliers, vectors[0],
-                              vectors[1], vectors[2], acc)  # fmt: skip
-            left[i] = not done
+    select_scratch = (np.empty(_GROUPS), np.empty(_GROUPS), np.empty(k), np.empty(n_atoms + 1))
+    idx = np.empty(k, np.int64)
+    cand = np.empty(n_atoms + 1, np.int64)
+    rank = np.empty(max(_GROUPS, 4 * k), np.int64)
+    at = np.zeros((k, width))
+    g = np.empty((k, k))
+    multipliers = np.empty(width)
+    vectors = np.empty((3, k))  # weights, the neighbours' correlations, C's diagonal
+    acc = np.empty(DhT.shape[1])
+    for i in range(corr.shape[0]):
+        done = _embed_one(corr[i], gram, DhT, sq_norm[i], k, lle, reg, symmetric, out[i],
+                          select_scratch, idx, cand, rank, at, g, multipliers, vectors[0],
+                          vectors[1], vectors[2], acc)  # fmt: skip
+        left[i] = not done
