@@ -289,6 +289,20 @@ def test_kernel_neighbours_are_nearest_atoms():
                 np.testing.assert_array_equal(idx, [0, 1, 2])
 
 
+def test_kernel_preload_covers_the_methods_calls():
+    # preload (for the pool's zygote) loads the kernel for the argument types the methods
+    # pass, without running it: a method's call then compiles nothing more.
+    kernel = _kernel()
+    kernel.preload()
+    known = set(kernel._embed_rows.signatures)
+    rng = np.random.default_rng(2)
+    Dl, gram, DhT = _dictionary(rng)
+    y = rng.standard_normal((40, Dl.shape[0])).astype(np.float32)
+    for solver in ("lle", "nnls"):
+        ne_residuals(y, Dl, DhT, gram, 24, solver, compiled=True, symmetric=True)
+    assert set(kernel._embed_rows.signatures) == known
+
+
 def test_kernel_sums_and_solves_in_numpy_and_lapack_order():
     kernel = _kernel()
     rng = np.random.default_rng(9)

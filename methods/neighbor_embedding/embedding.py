@@ -8,7 +8,9 @@ found in the low-resolution space are applied to the matching high-resolution at
 Everything needed per patch (the neighbours' Gram matrix and their correlations with the
 feature) is a sub-matrix of the dictionary's Gram matrix ``Dl^T Dl`` or of the correlations
 ``Dl^T y`` already computed for the neighbour search, so each batch of patches is solved
-with gathers and batched solves, without a loop over patches.
+with gathers and batched solves, without a loop over patches. With numba, each patch is
+instead done start to finish by the compiled kernel of :mod:`.embedding_kernel` (the same
+neighbours and arithmetic); these numpy steps stay the reference and the fallback.
 """
 
 from __future__ import annotations

@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from srbench.jit import available, jit, preload
+from srbench.jit import available, jit
+from srbench.jit import preload as preload_kernel
 
 from .nnls_kernel import _solve_one
 
-__all__ = ["ROWS_PER_CALL", "available", "embed", "preload_kernel", "warm_up"]
+__all__ = ["ROWS_PER_CALL", "available", "embed", "preload", "warm_up"]
 
 #: Patches per call: their correlations (2 MB) stay in cache from the BLAS product to the
 #: kernel (one thread, x3: 256 rows 14% faster than 2048).
@@ -134,14 +135,17 @@ def warm_up() -> None:
         embed(corr, dl.T @ dl, dht, np.ones(3), 2, solver, out, symmetric=True)
 
 
-def preload_kernel() -> None:
+def preload() -> None:
     """Load the kernel for the methods' argument types without running it (see
-    :func:`srbench.jit.preload`; it is serial, so a process that loaded it may fork)."""
+    :func:`srbench.jit.preload`; it is serial, so a process that loaded it may still fork
+    workers that run kernels)."""
     if not available():
         return
     corr = np.zeros((1, 2))
-    preload(_embed_rows, corr, np.eye(2), np.zeros((2, 1), dtype=np.float32), np.zeros(1), 1,
-            True, 1e-4, True, np.zeros((1, 1), dtype=np.float32), np.zeros(1, dtype=np.bool_))
+    dht = np.zeros((2, 1), dtype=np.float32)
+    out = np.zeros((1, 1), dtype=np.float32)
+    left = np.zeros(1, dtype=np.bool_)
+    preload_kernel(_embed_rows, corr, np.eye(2), dht, np.zeros(1), 1, True, 1e-4, True, out, left)
 
 
 @jit()
@@ -272,13 +276,13 @@ def select(c, k, idx, top, total, rank, cand, size, heap):
         if rank[j] < k and top[j] < low:
             low = top[j]
     # Candidates: every atom at or above the bound, in increasing order (written
-    # unconditionally, kept by advancing the count).
+    # unconditionally, kept by advancing the count), then their magnitudes.
     nc = 0
     for i in range(n):
-        v = abs(c[i])
         cand[nc] = i
-        size[nc] = v
-        nc += 1 if v >= low else 0
+        nc += 1 if abs(c[i]) >= low else 0
+    for q in range(nc):
+        size[q] = abs(c[cand[q]])
     count = 0
     if nc <= 4 * k:
         count_greater(size, nc, rank)
