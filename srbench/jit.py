@@ -75,11 +75,12 @@ def warm_up_all() -> None:
     import numpy as np
 
     from srbench import metrics, resize_kernel
-    from srbench._methods.neighbor_embedding import nnls_kernel
+    from srbench._methods.neighbor_embedding import embedding_kernel, nnls_kernel
     from srbench._methods.sparse import lars_kernel, zeyde_kernel
 
     lars_kernel.warm_up()
     nnls_kernel.warm_up()
+    embedding_kernel.warm_up()
     resize_kernel.warm_up()
     zeyde_kernel.warm_up()
     image = np.arange(144, dtype=np.float64).reshape(12, 12)
