@@ -30,7 +30,15 @@ import numpy as np
 
 from srbench.datasets import Dataset, load_dataset
 from srbench.imageio import ImageError
-from srbench.isolation import MethodSpec, ModelSpec, WorkerPool, build_method, freeze, register_models, run_method
+from srbench.isolation import (
+    MethodSpec,
+    ModelSpec,
+    WorkerPool,
+    build_method,
+    freeze,
+    register_models,
+    run_method,
+)
 from srbench.method import Method, MethodError
 from srbench.outputs import save_output
 from srbench.protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
@@ -405,6 +413,24 @@ class _Inputs:
         return self._protocol.method_input(self.get()[1], channels)
 
 
+def _read_images_ahead(images: Sequence[Any]) -> None:
+    """Decode the images on every core before the plan walks them (PIL releases the GIL):
+    a warm standard-suite run reads 229 of them only to hash them. A bad image is left for
+    the plan, which reads it again and records its error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read(image: Any) -> None:
+        try:
+            image.pixels()
+        except ImageError:
+            pass
+
+    threads = min(len(images), os.cpu_count() or 1)
+    if threads > 1:
+        with ThreadPoolExecutor(threads, thread_name_prefix="srbench-read") as pool:
+            list(pool.map(read, images))
+
+
 def _release(cell: _Cell) -> None:
     if cell.inputs is not None:
         cell.inputs.release()
@@ -489,7 +515,10 @@ class Runner:
         rgb_under_y = [n for cls, _, _, _, _, (n, _) in methods if not protocol.accepts(cls.channels)]
         if rgb_under_y:
             self.log(f"{', '.join(rgb_under_y)}: RGB methods are scored under -p matlab-rgb; skipped under -p {protocol.name}")
+        _read_images_ahead([image for dataset in datasets for image in dataset.images])
         cells: list[_Cell] = []
+        # A method's artifacts (A+'s regressors: 19 MB at x4) hash once per scale, not per cell.
+        artifact_hashes: dict[tuple[int, int], str] = {}
         for dataset in datasets:
             for image in dataset.images:
                 try:
@@ -514,7 +543,12 @@ class Runner:
                             summary.incompatible += 1
                             continue
                         params = canonical_params(method.key_params()) if method else "{}"
-                        artifact = method.artifact_hash(scale) if method else ""
+                        artifact = ""
+                        if method is not None:
+                            memo = (id(method), scale)
+                            if memo not in artifact_hashes:
+                                artifact_hashes[memo] = method.artifact_hash(scale)
+                            artifact = artifact_hashes[memo]
                         key = CellKey(
                             cls.name, cls.version, params, artifact, dataset.name,
                             image_hash or f"unreadable:{image.path.name}", scale, protocol.name, device,
