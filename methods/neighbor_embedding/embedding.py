@@ -176,7 +176,7 @@ def ne_residuals(
     # the same order whatever the rows around it and however it splits rows over threads,
     # except for a single row, which numpy hands to gemv; so a piece never has one row unless
     # its chunk has (and then the chunk's product was a gemv too).
-    from ..sparse.zeyde_kernel import blas_in_threads, in_threads
+    from srbench.threads import blas_in_threads, in_threads
 
     size = embedding_kernel.ROWS_PER_CALL
     pieces = []

@@ -29,15 +29,13 @@ callers split them over threads of their own instead, with BLAS at one thread pe
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-
 import numpy as np
 
 from srbench.jit import available, jit, limit_threads, prange
+from srbench.threads import (  # the family's callers use them from here
+    blas_in_threads,
+    in_threads,
+)
 
 __all__ = [
     "assemble_lattice",
@@ -312,73 +310,6 @@ def _scatter(x, index, out):
         dst = out[index[p]]
         for j in range(m):
             dst[j] = src[j]
-
-
-# ----------------------------------------------------------------------------- threads
-_BLAS = None  # threadpoolctl's controller of the loaded BLAS libraries, made on first use
-_BLAS_LOCK = threading.Lock()
-_BLAS_USERS = 0  # blas_in_threads contexts open, in any thread
-_BLAS_STATE: tuple[int, object] = (1, None)  # (threads BLAS had, the limiter to restore it)
-
-
-@contextmanager
-def blas_in_threads() -> Iterator[int]:
-    """Run BLAS one thread per call while the caller splits its calls over its own threads.
-
-    The family's BLAS products are many small ones (a 512 x 31 by 31 x 1024 block of anchor
-    correlations, a band of features by the PCA basis, an anchor's patches by its regressor):
-    OpenBLAS's own threads synchronise on every call, which made two of them slower than
-    one (the anchor search of a 1000x800 image at x4: 1.75 s against 1.0 s), while two
-    threads each making whole calls take 0.5 s. Yields the number of threads to use (the
-    BLAS's own count, so a worker limited to one thread stays at one), with BLAS set to one
-    thread meanwhile and restored when the last such context open in the process closes.
-    Each call is the same product as before on the same block, computed by one thread
-    instead of several: OpenBLAS splits a product's rows and columns over its threads, never
-    the sums, so the results are the same (tested). Without threadpoolctl it yields 1 and
-    changes nothing.
-    """
-    global _BLAS, _BLAS_USERS, _BLAS_STATE
-    with _BLAS_LOCK:
-        if _BLAS is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:
-                _BLAS = False
-            else:
-                _BLAS = ThreadpoolController().select(user_api="blas")
-        if _BLAS is False:
-            threads = 1
-        else:
-            if _BLAS_USERS == 0:
-                had = min((lib.num_threads for lib in _BLAS.lib_controllers), default=1)
-                had = max(1, min(int(had), os.cpu_count() or 1))
-                _BLAS_STATE = (had, _BLAS.limit(limits=1) if had > 1 else None)
-            _BLAS_USERS += 1
-            threads = _BLAS_STATE[0]
-    if _BLAS is False:
-        yield 1
-        return
-    try:
-        yield threads
-    finally:
-        with _BLAS_LOCK:
-            _BLAS_USERS -= 1
-            if _BLAS_USERS == 0 and _BLAS_STATE[1] is not None:
-                _BLAS_STATE[1].restore_original_limits()
-                _BLAS_STATE = (1, None)
-
-
-def in_threads(work: Callable[[int], object], threads: int) -> None:
-    """``work(t)`` for ``t`` in ``range(threads)``, concurrently (``t = 0`` in this thread);
-    re-raises the first error."""
-    if threads <= 1:
-        work(0)
-        return
-    with ThreadPoolExecutor(threads - 1) as pool:
-        others = [pool.submit(work, t) for t in range(1, threads)]
-        work(0)
-        for future in others:
-            future.result()
 
 
 # ----------------------------------------------------------------------------- warm-up
