@@ -23,6 +23,12 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+#: Set by a command that leaves nothing to clean up (its files written and closed, no
+#: store, no worker processes): :func:`main` then ends the process without the interpreter's
+#: teardown, which frees every module and object one by one: 0.2 s after numba, 0.55 s
+#: after torch, a sixth of a 1000x800 photo's upscale.
+_nothing_left_to_do = False
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_DATASETS = "Set5,Set14"
@@ -958,6 +964,8 @@ def upscale(
     result = upscale_image(instance, image, scale)
     write_image(output, result)
     console.print(f"wrote {output} ({result.shape[1]}x{result.shape[0]})")
+    global _nothing_left_to_do
+    _nothing_left_to_do = True
 
 
 # ---------------------------------------------------------------------------- check
@@ -984,7 +992,16 @@ def check(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as finished:
+        if _nothing_left_to_do and finished.code in (0, None):
+            import os
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        raise
 
 
 if __name__ == "__main__":

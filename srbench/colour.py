@@ -16,11 +16,21 @@ _BAND_ROWS = 64
 
 def upscale_image(method: Method, image: np.ndarray, scale: int) -> np.ndarray:
     """Upscale a uint8 grayscale or RGB image by ``scale``; returns uint8 of the same kind."""
+    if method.channels == "rgb":
+        # An RGB network sees the colour image itself; a grayscale one as three equal
+        # channels, whose outputs are averaged back into one.
+        rgb = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
+        out = method.upscale(rgb.astype(np.float32) / 255.0, scale)
+        return to_uint8(out if image.ndim == 3 else out.mean(axis=2))
     if image.ndim == 2:
         return to_uint8(method.upscale(image.astype(np.float32) / 255.0, scale))
     ycc = rgb2ycbcr(image.astype(np.float32) / 255.0)
     y = method.upscale(ycc[..., 0], scale)
     chroma = imresize(ycc[..., 1:], scale)
+    from srbench import colour_kernel
+
+    if colour_kernel.available() and y.dtype == chroma.dtype == np.float32:
+        return colour_kernel.ycbcr_to_rgb8(y, chroma)
     out = np.empty(y.shape + (3,), dtype=np.uint8)
     band = np.empty((min(_BAND_ROWS, y.shape[0]), y.shape[1], 3), dtype=np.float32)
     for top in range(0, y.shape[0], _BAND_ROWS):

@@ -74,7 +74,7 @@ def warm_up_all() -> None:
     """Compile (or load from numba's cache) every kernel srbench ships: ``python -m srbench.jit``."""
     import numpy as np
 
-    from srbench import metrics, resize_kernel
+    from srbench import colour_kernel, metrics, resize_kernel
     from srbench._methods.neighbor_embedding import embedding_kernel, nnls_kernel
     from srbench._methods.sparse import lars_kernel, zeyde_kernel
 
@@ -82,6 +82,7 @@ def warm_up_all() -> None:
     nnls_kernel.warm_up()
     embedding_kernel.warm_up()
     resize_kernel.warm_up()
+    colour_kernel.warm_up()
     zeyde_kernel.warm_up()
     image = np.arange(144, dtype=np.float64).reshape(12, 12)
     metrics.ssim_255(image, image)

@@ -196,6 +196,42 @@ def test_upscale_image_colour_path_matches_the_reference_pipeline():
     assert np.mean(ours != expected) < 1e-3
 
 
+def test_colour_kernel_is_the_numpy_conversion():
+    """ycbcr_to_rgb8 against ycbcr2rgb + to_uint8, values beyond [0, 1] (saturation) included,
+    on one thread and on several."""
+    from srbench import colour_kernel
+
+    if not colour_kernel.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(5)
+    y = (rng.random((61, 47)) * 1.2 - 0.1).astype(np.float32)
+    chroma = (rng.random((61, 47, 2)) * 1.2 - 0.1).astype(np.float32)
+    expected = to_uint8(ycbcr2rgb(np.concatenate([y[..., None], chroma], axis=2)))
+    assert 0 in expected and 255 in expected
+    for threads in (1, 3):
+        assert np.array_equal(colour_kernel.ycbcr_to_rgb8(y, chroma, threads=threads), expected)
+    with pytest.raises(ValueError, match="chroma"):
+        colour_kernel.ycbcr_to_rgb8(y, chroma[:, :, :1])
+
+
+def test_upscale_image_gives_an_rgb_method_the_colour_image():
+    from srbench import Method, colour
+
+    class ChannelBicubic(Method):
+        name = "channel-bicubic"
+        channels = "rgb"
+        scales = frozenset({2})
+
+        def _upscale(self, lr, scale):
+            return imresize(lr, scale)
+
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 256, (9, 7, 3)).astype(np.uint8)
+    assert np.array_equal(colour.upscale_image(ChannelBicubic(), rgb, 2), imresize(rgb, 2))
+    gray = colour.upscale_image(ChannelBicubic(), rgb[..., 0], 2)
+    assert gray.shape == (18, 14) and np.array_equal(gray, imresize(rgb[..., 0], 2))
+
+
 # ------------------------------------------------- the compiled kernels against scipy's path
 # srbench.resize_kernel applies the same CSR weights as scipy's csr_matvecs, in the same order
 # per output element, so the two paths must agree bit for bit (np.array_equal, not allclose).
