@@ -1,6 +1,7 @@
 """The PNG encoder: lossless round trips through PIL, one thread or several."""
 
 import io
+import zlib
 
 import numpy as np
 import pytest
@@ -8,6 +9,17 @@ from PIL import Image
 
 from srbench import png
 from srbench.imageio import read_image, write_image
+
+
+@pytest.fixture(params=["isal", "zlib"], autouse=True)
+def engine(request, monkeypatch):
+    """Every test with ISA-L deflating (where installed) and with zlib alone."""
+    if request.param == "zlib":
+        monkeypatch.setattr(png, "_isal", None)
+        monkeypatch.setattr(png, "_sums", zlib)
+    elif png._isal is None:
+        pytest.skip("the isal package is not installed")
+    return request.param
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5), (9, 1), (2, 3, 3), (5, 4, 4), (6, 7, 1)])
