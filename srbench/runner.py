@@ -22,6 +22,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -166,10 +167,15 @@ def score_output(
 
     Returns PSNR, SSIM and the uint8 image that was scored.
     """
-    expected = hr.shape[:2] + ((3,) if channels == "rgb" else ())
-    image = protocol.output_image(validate_output(sr, expected), lr)
+    image = scored_image(protocol, sr, hr, lr, channels)
     psnr, ssim = protocol.score(image, hr, lr, scale)
     return psnr, ssim, image
+
+
+def scored_image(protocol: Protocol, sr: Any, hr: np.ndarray, lr: np.ndarray, channels: str) -> np.ndarray:
+    """A method's output checked and turned into the uint8 image ``protocol`` scores."""
+    expected = hr.shape[:2] + ((3,) if channels == "rgb" else ())
+    return protocol.output_image(validate_output(sr, expected), lr)
 
 
 # ---------------------------------------------------------------------- provenance
@@ -616,6 +622,8 @@ class Runner:
                 cell.result.run = self._run.id
 
         bar = self.progress(len(todo)) if self.progress and todo else None
+        # The thread that writes outputs while a cell is scored (see _score).
+        self._saving = ThreadPoolExecutor(1, thread_name_prefix="srbench-save")
         try:
             ready = [c for c in todo if c.result.status == "ok"]
             for cell in todo:
@@ -629,6 +637,7 @@ class Runner:
             else:
                 self._run_serial(ready, config, summary, bar)
         finally:
+            self._saving.shutdown()
             if bar is not None:
                 bar.close()
         summary.seconds = time.perf_counter() - start
@@ -683,9 +692,18 @@ class Runner:
         assert cell.inputs is not None
         hr, lr = cell.inputs.get()
         result = cell.result
-        result.psnr, result.ssim, image = score_output(protocol, outcome["sr"], hr, lr, result.scale, cell.channels)
-        if keep and self.store.path is not None:
-            result.output = save_output(self.store.path, image)
+        if not (keep and self.store.path is not None):
+            result.psnr, result.ssim, _ = score_output(protocol, outcome["sr"], hr, lr, result.scale, cell.channels)
+        else:
+            image = scored_image(protocol, outcome["sr"], hr, lr, cell.channels)
+            # The PNG is written on another thread while this one scores (zlib, hashing, the
+            # file and the SSIM kernel all release the GIL): both are done before the next
+            # timed call starts, so the workers' calls still have the machine to themselves.
+            saving = self._saving.submit(save_output, self.store.path, image)
+            try:
+                result.psnr, result.ssim = protocol.score(image, hr, lr, result.scale)
+            finally:
+                result.output = saving.result()
         result.seconds = outcome["seconds"]
         # The spread of the repeated calls; a Dask worker running an older srbench does not send it.
         result.seconds_min = outcome.get("seconds_min")

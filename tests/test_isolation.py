@@ -181,6 +181,26 @@ def test_a_forked_worker_computes_exactly_what_the_method_computes_in_process():
         assert pool.zygote_error is None
 
 
+@pytest.mark.parametrize("zygote", [True, False], ids=["zygote", "spawn"])
+def test_outputs_of_every_size_come_back_whole_through_the_shared_buffer(zygote):
+    """Small outputs through the socket, large ones through the worker's shared buffer, which
+    is replaced when an output outgrows it and reused when one fits."""
+    from srbench.isolation import WorkerPool, build_method, run_method
+    from tests.conftest import natural_image
+
+    spec = _spec("bicubic")
+    method = build_method(spec)
+    with WorkerPool(zygote=zygote) as pool:
+        for side, seed in [(20, 1), (120, 2), (200, 3), (90, 4), (200, 5)]:
+            x = degrade(modcrop(natural_image((side, side + 7), seed=seed), 3), 3)
+            answer = pool.run(spec, 3, x)
+            np.testing.assert_array_equal(answer["sr"], run_method(method, x, 3)["sr"])
+            assert answer["sr"].flags.writeable
+        buffer = pool._workers[spec].outputs
+        if hasattr(os, "memfd_create"):
+            assert buffer.size >= 198 * 205 * 4, "large outputs came through the socket"
+
+
 @needs_fork
 def test_a_run_scores_the_same_through_forked_and_fresh_workers(tmp_path, data_dir, monkeypatch):
     scores = {}

@@ -70,3 +70,6 @@ def test_compiled_ssim_map_is_bit_identical_to_scipy(shape):
     assert compiled.shape == (shape[0] - 10, shape[1] - 10)
     assert np.array_equal(compiled, reference)
     assert 0.0 < compiled.mean() < 1.0
+    # Bands of rows on threads: the same rows.
+    for threads in (2, 3):
+        assert np.array_equal(ssim_kernel.ssim_map(a, b, window, c1, c2, threads=threads), reference)
