@@ -73,7 +73,7 @@ def _horizontal(line, w, row):
 @jit()
 def _ssim_rows(a, b, w, c1, c2, out, first, last):
     """Rows ``first .. last - 1`` of the map ``out``."""
-    height, width = a.shape
+    width = a.shape[1]
     r = w.size // 2
     cols = width - 2 * r
     centre = w[r]
