@@ -365,9 +365,10 @@ def _describe(exc: BaseException) -> str:
 _ZYGOTE_MODULES = ("numpy", "srbench", "srbench.registry", "srbench.runner", "multiprocessing.connection")
 #: Large libraries the zygote imports only when a worker of the pool needs them (torch costs
 #: about as much as everything above together, and a run of classical methods never uses
-#: it). torch._dynamo comes with torch: its FLOP counter imports it when a network's worker
-#: counts its MACs, another second per worker.
-_SHARED_LIBRARIES = {"torch": ("torch", "torch._dynamo")}
+#: it). torch's FLOP counter imports torch._dynamo, another second, when a plugin network's
+#: worker counts its MACs; srbench's own networks are counted without it
+#: (:func:`srbench.nn.efficiency.count_layer_macs`), so it comes only for the others.
+_SHARED_LIBRARIES = {"torch": ("torch",), "flop counter": ("torch._dynamo",)}
 
 
 def _import_all(names: Sequence[str]) -> None:
@@ -690,13 +691,15 @@ def _libraries_for(spec: MethodSpec) -> tuple[str, ...]:
     is looked up in this process's registry, where the runner found it; a class only a
     private registry holds is not found, and its worker imports torch itself.
     """
-    if not spec.models:
-        from srbench.registry import get_registry
+    torch = _SHARED_LIBRARIES["torch"]
+    if spec.models:
+        return torch + _SHARED_LIBRARIES["flop counter"]
+    from srbench.registry import get_registry
 
-        entry = get_registry().entries.get(spec.registered)
-        if entry is None or "cuda" not in entry.cls.devices:
-            return ()
-    return _SHARED_LIBRARIES["torch"]
+    entry = get_registry().entries.get(spec.registered)
+    if entry is None or "cuda" not in entry.cls.devices:
+        return ()
+    return torch if entry.builtin else torch + _SHARED_LIBRARIES["flop counter"]
 
 
 def _fork_supported() -> bool:

@@ -341,9 +341,11 @@ class _CNNMethod(Method):
         not the reformulated CPU inference path, whose band overlaps and sub-pixel
         deconvolution are implementation costs. Those layers' MACs are proportional to the
         input's area, so counting on a 32x32 LR input and multiplying by 64 gives the 256x256
-        count exactly (tested), in milliseconds instead of seconds of real convolutions.
+        count exactly (tested), in milliseconds instead of seconds of real convolutions. The
+        layers are all convolution modules, counted by hooks (the figures of torch's FLOP
+        counter, tested, without the second of importing ``torch._dynamo`` it costs a worker).
         """
-        from srbench.nn.efficiency import MAC_INPUT_SIZE, count_macs, count_parameters
+        from srbench.nn.efficiency import MAC_INPUT_SIZE, count_layer_macs, count_parameters
 
         net, dev = self._network(scale)
         small = max(1, MAC_INPUT_SIZE // _MAC_AREA_STEP)
@@ -356,7 +358,7 @@ class _CNNMethod(Method):
 
         fast, net.fast_inference = net.fast_inference, False
         try:
-            macs = count_macs(forward, 1, size=size) * (MAC_INPUT_SIZE // small) ** 2
+            macs = count_layer_macs(forward, net, 1, size=size) * (MAC_INPUT_SIZE // small) ** 2
         finally:
             net.fast_inference = fast
         return {"parameters": count_parameters(net), "macs": macs}
