@@ -673,7 +673,10 @@ class Runner:
 
     def _run_serial(self, cells: Iterable[_Cell], config: RunConfig, summary: RunSummary, bar: Any) -> None:
         protocol = get_protocol(config.protocol)
+        cells = list(cells)
         with WorkerPool() as workers:
+            if any(c.spec is not None and c.spec.device != "cuda" for c in cells):
+                workers.prestart()  # its start overlaps the first cell's inputs
             for cell in cells:
                 result = cell.result
                 self._working(bar, cell)

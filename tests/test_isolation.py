@@ -235,11 +235,26 @@ def test_a_zygote_that_cannot_start_leaves_fresh_workers(monkeypatch):
     # A zygote that exits at once, as one whose interpreter cannot start would.
     monkeypatch.setattr(isolation, "_start_process", lambda role: start(("--bogus",) if role else role))
     x = _lr()
+    for prestarted in (False, True):
+        with WorkerPool() as pool:
+            if prestarted:
+                pool.prestart()
+            answer = pool.run(_spec("bicubic"), 3, x)
+            assert pool._workers[_spec("bicubic")].process is not None
+            assert "zygote did not start" in pool.zygote_error
+        assert answer["sr"].shape == (x.shape[0] * 3, x.shape[1] * 3)
+
+
+@needs_fork
+def test_a_prestarted_zygote_forks_the_workers():
+    from srbench.isolation import WorkerPool
+
     with WorkerPool() as pool:
-        answer = pool.run(_spec("bicubic"), 3, x)
-        assert pool._workers[_spec("bicubic")].process is not None
-        assert "zygote did not start" in pool.zygote_error
-    assert answer["sr"].shape == (x.shape[0] * 3, x.shape[1] * 3)
+        pool.prestart()
+        zygote = pool._zygote
+        pool.run(_spec("bicubic"), 3, _lr())
+        assert pool._workers[_spec("bicubic")].process is None and pool._zygote is zygote
+        assert pool.zygote_error is None
 
 
 @needs_fork
