@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import numpy as np
 import pytest
 
@@ -47,6 +48,26 @@ def test_anr_projection_is_the_ridge_solution_on_the_most_correlated_atoms():
         lo, hi = Dl[:, idx], Dh[:, idx]
         expected = 1.01 * hi @ np.linalg.inv(lo.T @ lo + 0.01 * np.eye(40)) @ lo.T
         np.testing.assert_allclose(P[i], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_anr_projections_on_threads_are_the_single_threaded_ones():
+    from srbench import threads
+
+    rng = np.random.default_rng(4)
+    Dl, Dh = _unit_atoms(rng, 12, 301), rng.standard_normal((36, 301))
+    together, _ = anchored.anr_regressors(Dl, Dh, neighbourhood=40, lam=0.01)
+
+    @contextlib.contextmanager
+    def one_thread():
+        yield 1
+
+    original = threads.blas_in_threads
+    threads.blas_in_threads = one_thread
+    try:
+        alone, _ = anchored.anr_regressors(Dl, Dh, neighbourhood=40, lam=0.01)
+    finally:
+        threads.blas_in_threads = original
+    assert np.array_equal(together, alone)
 
 
 def test_anr_falls_back_to_global_regression_for_tiny_dictionaries():
