@@ -12,15 +12,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from srbench._methods.cnn import models  # noqa: E402
-from srbench.nn.data import bicubic_pairs, lr_pairs, split_holdout  # noqa: E402
-from srbench.nn.train import TrainConfig, train  # noqa: E402
-from srbench.method import MethodError  # noqa: E402
-from srbench.protocol import degrade, imresize, modcrop  # noqa: E402
+from srbench._methods.cnn import models
+
+from srbench.method import MethodError
+from srbench.nn.data import bicubic_pairs, lr_pairs, split_holdout
+from srbench.nn.train import TrainConfig, train
+from srbench.protocol import degrade, imresize, modcrop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from srbench._methods.cnn import methods as cnn  # noqa: E402
+from srbench._methods.cnn import methods as cnn
 
 CNN_METHODS = [cnn.SRCNNMethod, cnn.SRCNN955Method, cnn.FSRCNNMethod, cnn.ESPCNMethod]
 
@@ -167,7 +168,7 @@ def test_kill_signal_mid_training_then_resume(tmp_path):
         "print(r.epochs_done, len(r.history))\n"
     )
     killed = subprocess.run([sys.executable, str(script), "kill", str(ckpt)], cwd=ROOT,
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, check=False)
     assert killed.returncode != 0
     state = torch.load(ckpt, weights_only=True)
     assert state["epoch"] == 1
@@ -312,8 +313,8 @@ def test_importing_methods_module_does_not_import_torch():
 @pytest.mark.parametrize("cls", CNN_METHODS)
 def test_method_fit_save_load_upscale(cls, tmp_path):
     images = _images(4, size=66)
-    kwargs = dict(epochs=1, finetune_epochs=1, holdout=1, batch_size=8, progress=False,
-                  checkpoint_dir=str(tmp_path / "ckpt"), device="cpu")
+    kwargs = {"epochs": 1, "finetune_epochs": 1, "holdout": 1, "batch_size": 8, "progress": False,
+              "checkpoint_dir": str(tmp_path / "ckpt"), "device": "cpu"}
     if cls in (cnn.FSRCNNMethod, cnn.ESPCNMethod):
         kwargs.update(patch_size=20, stride=10)
     if cls is cnn.SRCNN955Method:
@@ -350,8 +351,8 @@ def test_method_fit_save_load_upscale(cls, tmp_path):
 
 def test_warm_start_continues_the_current_weights_and_keeps_their_record(tmp_path):
     images = _images(4, size=66)
-    kwargs = dict(epochs=1, holdout=1, batch_size=8, patch_size=20, stride=10, progress=False,
-                  device="cpu", checkpoint_dir=str(tmp_path / "ckpt"))
+    kwargs = {"epochs": 1, "holdout": 1, "batch_size": 8, "patch_size": 20, "stride": 10,
+              "progress": False, "device": "cpu", "checkpoint_dir": str(tmp_path / "ckpt")}
     first = _trainer(cnn.ESPCNMethod, **kwargs).fit(images, 3)
 
     warm = _trainer(cnn.ESPCNMethod, **kwargs, warm_start=True)
@@ -522,8 +523,8 @@ def test_scale_augment_adds_training_subimages_and_parses_from_the_cli(tmp_path)
     method = cnn.FSRCNNMethod().configure_training(settings=["scale_augment=0.9,0.8"])
     assert method.training.recipe.scale_augment == (0.9, 0.8)
     images = _images(4, size=90)
-    kwargs = dict(epochs=1, holdout=1, batch_size=8, patch_size=20, stride=10, progress=False,
-                  device="cpu", checkpoint_dir=str(tmp_path))
+    kwargs = {"epochs": 1, "holdout": 1, "batch_size": 8, "patch_size": 20, "stride": 10,
+              "progress": False, "device": "cpu", "checkpoint_dir": str(tmp_path)}
     plain = _trainer(cnn.ESPCNMethod, **kwargs).fit(images, 3).manifests_[3]
     more = _trainer(cnn.ESPCNMethod, **kwargs, scale_augment=(0.8,)).fit(images, 3).manifests_[3]
     assert more["train_subimages"] > plain["train_subimages"]
@@ -673,7 +674,7 @@ def test_shipped_networks_are_unchanged_by_the_cpu_formulations():
 def test_mac_count_from_a_small_input_equals_the_full_count(name, monkeypatch):
     # The shipped networks' MACs are counted on an input 8x smaller per side and scaled by
     # the area; that is exact only if every layer's cost is proportional to the area.
-    import srbench.nn.efficiency as efficiency
+    from srbench.nn import efficiency
     from srbench.registry import get_registry
     from srbench.runner import instantiate
 
