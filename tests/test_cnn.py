@@ -571,6 +571,62 @@ def test_subpixel_deconv_equals_the_transposed_convolution(scale, size, crop):
     torch.testing.assert_close(ours_cl, reference, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_subpixel_deconv_taps_summed_shifted_are_the_transposed_convolution(scale):
+    """FSRCNN's deconvolution as k*k tap images (one GEMM), each added into its phase at its
+    offset: every product once, the same outputs."""
+    torch.manual_seed(scale)
+    padding, output_padding, _ = models.deconv_geometry(scale)
+    deconv = torch.nn.ConvTranspose2d(5, 1, 9, stride=scale, padding=padding,
+                                      output_padding=output_padding)
+    x = torch.randn(5, 11, 13)
+    height, width = x.shape[1:]
+    with torch.no_grad():
+        filters, lo, hi, groups = models.subpixel_deconv_taps(deconv.weight, scale, padding)
+        reference = deconv(x[None])[0, 0]
+        taps = torch.einsum("tc,chw->thw", filters, x)
+        phases = torch.zeros(scale, scale, height, width)
+        for oy, noy, ox, nox, ry, nry, rx, nrx, row in groups:
+            block = taps[row : row + noy * nox * nry * nrx].view(noy, nox, nry, nrx, height, width)
+            for a in range(noy):
+                for b in range(nox):
+                    # LR position (m, n) reads the input at (m + dy, n + dx), zero outside.
+                    dy, dx = lo + oy + a, lo + ox + b
+                    y0, y1 = max(0, -dy), min(height, height - dy)
+                    x0, x1 = max(0, -dx), min(width, width - dx)
+                    phases[ry : ry + nry, rx : rx + nrx, y0:y1, x0:x1] += (
+                        block[a, b, :, :, y0 + dy : y1 + dy, x0 + dx : x1 + dx])
+        ours = torch.nn.functional.pixel_shuffle(phases.view(1, -1, height, width), scale)[0, 0]
+    assert filters.shape == (81, 5) and (lo, hi) == ((-2, 2) if scale == 2 else (-1, 1))
+    torch.testing.assert_close(ours + deconv.bias, reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("pad", [False, True])
+@pytest.mark.parametrize("kwargs", [{}, {"d": 16, "s": 6, "m": 2}])
+def test_fsrcnn_banded_cpu_pass_equals_the_torch_layers(scale, pad, kwargs, monkeypatch):
+    """FSRCNN's CPU pass (first layers and tail band by band, the deconvolution as shifted
+    tap images) computes what the torch layers compute: bands of one row, of a few rows
+    (a last band shorter than the rest), one band for the image; odd sizes down to ones
+    whose valid output is empty; a batch."""
+    net = _random_net("fsrcnn", scale, kwargs, seed=scale)  # PReLU slopes of both signs, > 1
+    sizes = [(13, 13), (17, 18), (18, 17), (23, 40), (61, 37)]
+    for band in (1, 200, 4096):
+        monkeypatch.setattr(models, "_BAND_PIXELS", band)
+        for size in sizes:
+            x = torch.rand(2 if size == (23, 40) else 1, 1, *size)
+            with torch.inference_mode():
+                fast = net(x, pad=pad)
+                net.fast_inference = False
+                reference = net(x, pad=pad)
+                net.fast_inference = True
+            assert fast.shape == reference.shape, (band, size)
+            # Float round-off relative to the outputs' size (random weights: not [0, 1]); each
+            # pass is within 3e-6 of that of a float64 pass at these sizes.
+            size_of = float(reference.abs().max()) if reference.numel() else 1.0
+            torch.testing.assert_close(fast, reference, rtol=0, atol=6e-6 * size_of)
+
+
 @pytest.mark.parametrize("arch,kwargs", _ARCHS)
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_cpu_inference_layers_equal_the_torch_layers(arch, kwargs, scale):

@@ -19,10 +19,13 @@ than torch's generic ones at these shapes (measured in ``benchmarks/peak.py``):
 * SRCNN runs its first layers as matrix products over bands of rows (the 9x9 single-channel
   first layer as im2col + GEMM, whose im2col and features stay in cache), and its
   single-output last layer as one GEMM to the ``f3*f3`` tap images, summed shifted.
-* FSRCNN's deconvolution becomes a sub-pixel convolution: the stride-``s`` 9x9 transposed
-  convolution is ``s*s`` ordinary convolutions on the LR grid (one per output phase, 3x3 at
-  x3/x4, 5x5 at x2) followed by a pixel shuffle; the weights are rearranged from the
-  ``deconv`` parameters at each call (the state_dict is unchanged).
+* FSRCNN runs its wide layers band by band, never holding a 56-channel map for the whole
+  image: the first layer (im2col + GEMM) and the shrinking layer, then, after the mapping
+  layers, the expanding layer and the stride-``s`` 9x9 deconvolution as one GEMM to its 81
+  tap images, each added at its LR offset into one of the ``s*s`` output phases
+  (:func:`subpixel_deconv_taps`; :func:`subpixel_deconv` is the same identity as ``s*s``
+  convolutions and a pixel shuffle). Rearranged weights are derived from the parameters
+  and cached (the state_dict is unchanged).
 * Every network declares :attr:`valid_inference`: ``forward(x, pad=False)`` is a valid pass
   whose centre is exactly what ``pad=True`` computes on an image extended by the reach, so
   ``border="symmetric"`` can skip the per-layer padding (see :func:`srbench.nn.infer.run_model`).
@@ -74,17 +77,14 @@ def _derived(module: nn.Module, name: str, sources: tuple[torch.Tensor, ...], ma
 _BAND_PIXELS = 4096
 
 
-def _pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """A 1x1 convolution of a channels-last (N, C, H, W) map as one GEMM, channels-last out.
+def _band_rows(rows: int, width: int, pixels: int, least: int = 1) -> int:
+    """Rows per band for ``rows`` rows of ``width`` pixels, bands of at most about ``pixels``.
 
-    oneDNN runs FSRCNN's 56 -> 12 and 12 -> 56 channel 1x1 layers at about 20% of the
-    matmul peak; the same product as ``(H*W, C_in) @ (C_in, C_out)`` runs at 50-70%.
+    The bands are as even as their count allows (a last band of a row or two would cost a
+    pass of per-band calls for almost no work), and at least ``least`` rows.
     """
-    batch, c_in, height, width = x.shape
-    c_out = conv.out_channels
-    pixels = x.permute(0, 2, 3, 1).reshape(-1, c_in)  # a view when channels-last
-    out = torch.addmm(conv.bias, pixels, conv.weight.reshape(c_out, c_in).t())
-    return out.view(batch, height, width, c_out).permute(0, 3, 1, 2)
+    bands = -(-rows // max(1, pixels // max(1, width)))
+    return max(least, -(-rows // max(1, bands)))
 
 
 def _first_layer(conv: nn.Conv2d, x: torch.Tensor, weight=None, bias=None) -> torch.Tensor:
@@ -123,27 +123,39 @@ def _shifted_tap_sum(taps: torch.Tensor, height: int, width: int, kernel: int) -
     return out
 
 
+def _subpixel_phases(stride: int, kernel: int, padding: int) -> tuple[list, int, int]:
+    """The phases of a stride-``s`` transposed convolution: per phase ``r``, ``(a_r, b_r, n_r)``.
+
+    Output pixel ``o = s*m + r`` (r = 0..s-1 on each axis) with padding ``p`` is
+    ``sum_j x[m + a_r - j] * w[s*j + b_r]`` over the ``n_r`` taps ``s*j + b_r < k``, with
+    ``(a_r, b_r) = divmod(r + p, s)``. Also returns the input offsets ``(lo, hi)`` any phase
+    reads: output LR position ``m`` uses inputs ``m+lo .. m+hi``.
+    """
+    s = int(stride)
+    phases = []
+    for r in range(s):
+        a, b = divmod(r + padding, s)
+        phases.append((a, b, -(-(kernel - b) // s)))  # taps s*j + b < k
+    lo = min(a - n + 1 for a, _, n in phases)
+    hi = max(a for a, _, _ in phases)
+    return phases, lo, hi
+
+
 def subpixel_deconv_weights(
     weight: torch.Tensor, stride: int, padding: int
 ) -> tuple[torch.Tensor, int, int]:
     """A ``ConvTranspose2d`` weight (C, 1, k, k) as ``stride**2`` ordinary convolutions.
 
-    Output pixel ``o = s*m + r`` (r = 0..s-1 on each axis) of a stride-``s`` transposed
-    convolution with padding ``p`` is ``sum_j x[m + a_r - j] * w[s*j + b_r]`` with
-    ``(a_r, b_r) = divmod(r + p, s)``: a correlation of the input with the taps
-    ``w[b_r], w[s + b_r], ...`` reversed. Returns the weight (s*s, C, D, D) of the convolution
-    whose output channel ``ry*s + rx`` is phase (ry, rx) (``F.pixel_shuffle``'s order) and the
+    Output pixel ``o = s*m + r`` of a stride-``s`` transposed convolution is a correlation
+    of the input with the taps ``w[b_r], w[s + b_r], ...`` reversed (see
+    :func:`_subpixel_phases`). Returns the weight (s*s, C, D, D) of the convolution whose
+    output channel ``ry*s + rx`` is phase (ry, rx) (``F.pixel_shuffle``'s order) and the
     input offsets ``(lo, hi)`` it reads: output LR position ``m`` uses inputs ``m+lo .. m+hi``
     (``D = hi - lo + 1``; taps a phase lacks are zero).
     """
     s = int(stride)
     k = weight.shape[-1]
-    phases = []
-    for r in range(s):
-        a, b = divmod(r + padding, s)
-        phases.append((a, b, -(-(k - b) // s)))  # taps s*j + b < k
-    lo = min(a - n + 1 for a, _, n in phases)
-    hi = max(a for a, _, _ in phases)
+    phases, lo, hi = _subpixel_phases(s, k, padding)
     size = hi - lo + 1
     index = torch.full((s, size), k, dtype=torch.long)  # k: the zero tap appended below
     for r, (a, b, n) in enumerate(phases):
@@ -153,6 +165,60 @@ def subpixel_deconv_weights(
     index = index.to(weight.device)
     taps = w[:, index[:, None, :, None], index[None, :, None, :]]  # (C, s, s, D, D)
     return taps.permute(1, 2, 0, 3, 4).reshape(s * s, weight.shape[0], size, size), lo, hi
+
+
+def subpixel_deconv_taps(weight: torch.Tensor, stride: int, padding: int) -> tuple:
+    """A ``ConvTranspose2d`` weight (C, 1, k, k) as ``k*k`` tap filters, by offset and phase.
+
+    Each kernel tap ``(ky, kx)`` serves exactly one output phase ``(ry, rx)``, reading the
+    input at one offset ``(lo + oy, lo + ox)`` from the output's LR position (see
+    :func:`_subpixel_phases`). So a GEMM of the ``k*k`` filters with the input's channels
+    gives every product the deconvolution sums once (the sub-pixel convolution's weights
+    are zero for 19% of their taps at x2 and 44% at x4), and each phase image is a sum of
+    tap images shifted by their offset. On each axis phase ``r`` reads the offsets
+    ``a_r - n_r + 1 .. a_r``, both ends non-decreasing in ``r``, so the phases one offset
+    serves are a contiguous range; consecutive offsets serving the same range form a run
+    (all three offsets at x3; four of the five at x2), and a pair of runs (across, down)
+    is a group: its taps fill a block of the phase grid for each of its offsets.
+
+    Returns
+    -------
+    filters : Tensor (k*k, C)
+        One row per tap, by group, then by offset (``oy``, ``ox``), then phase (``ry``,
+        ``rx``).
+    lo, hi : int
+        The input offsets read, as for :func:`subpixel_deconv_weights`.
+    groups : list of tuple
+        ``(oy, noy, ox, nox, ry, nry, rx, nrx, row)``: the offsets ``lo + oy ..`` (``noy`` of
+        them) down and ``lo + ox ..`` across each serve the phases ``ry .. ry + nry - 1``
+        down and ``rx .. rx + nrx - 1`` across, with filter rows from ``row`` on.
+    """
+    s = int(stride)
+    k = weight.shape[-1]
+    phases, lo, hi = _subpixel_phases(s, k, padding)
+    # Per axis and offset: the first phase reading it, how many do, and their kernel taps.
+    served = []
+    for o in range(hi - lo + 1):
+        taps = [(r, s * j + b) for r, (a, b, n) in enumerate(phases) if 0 <= (j := a - lo - o) < n]
+        served.append((taps[0][0], len(taps), [t for _, t in taps]))
+    runs: list[list[int]] = []  # [first offset, offsets, first phase, phases]
+    for o, (r0, n, _) in enumerate(served):
+        if runs and runs[-1][2:] == [r0, n]:
+            runs[-1][1] += 1
+        else:
+            runs.append([o, 1, r0, n])
+    w = weight[:, 0]
+    # Per run, the kernel taps of its (offset, phase) pairs.
+    index = [torch.tensor([served[o][2] for o in range(o0, o0 + n)]) for o0, n, _, _ in runs]
+    index = [i.to(w.device) for i in index]
+    filters, groups, row = [], [], 0
+    for (oy, noy, ry, nry), ty in zip(runs, index):
+        for (ox, nox, rx, nrx), tx in zip(runs, index):
+            block = w[:, ty[:, None, :, None], tx[None, :, None, :]]  # (C, noy, nox, nry, nrx)
+            filters.append(block.permute(1, 2, 3, 4, 0).reshape(-1, w.shape[0]))
+            groups.append((oy, noy, ox, nox, ry, nry, rx, nrx, row))
+            row += noy * nox * nry * nrx
+    return torch.cat(filters).contiguous(), lo, hi, groups
 
 
 def subpixel_deconv(deconv: nn.ConvTranspose2d, x: torch.Tensor, crop: int = 0) -> torch.Tensor:
@@ -459,36 +525,192 @@ class FSRCNN(nn.Module):
         nn.init.zeros_(self.deconv.bias)
 
     def forward(self, x: torch.Tensor, pad: bool = False) -> torch.Tensor:
-        fast = _fast(self, x)
-        if fast:
-            x = x.contiguous(memory_format=torch.channels_last)
+        if _fast(self, x) and x.shape[1] == 1:
+            if x.shape[0] == 1:
+                return self._forward_cpu(x[0, 0], pad)[None, None]
+            return torch.stack([self._forward_cpu(image[0], pad) for image in x])[:, None]
         for layer in self.body:
             if pad and isinstance(layer, nn.Conv2d):
                 x = _pad(x, layer.kernel_size[0])
-            if fast and isinstance(layer, nn.Conv2d) and layer.in_channels == 1:
-                x = _first_layer(layer, x)
-            elif fast and isinstance(layer, nn.Conv2d) and layer.kernel_size == (1, 1):
-                x = _pointwise(layer, x)
-            else:
-                x = layer(x)
+            x = layer(x)
         if not pad:
+            y = self.deconv(x)
             c = self.hr_crop
-            if fast:
-                # Whole LR positions by sub-pixel convolution, the rest of the crop after.
-                y = subpixel_deconv(self.deconv, x, crop=c // self.scale)
-                c %= self.scale
-            else:
-                y = self.deconv(x)
             return y[..., c : y.shape[-2] - c, c : y.shape[-1] - c]
         # Test time: extend the features so border outputs get all their contributions,
         # then cut the extra off.
         r = _DECONV_REACH
-        x = F.pad(x, (r, r, r, r), mode="replicate")
-        if fast:
-            return subpixel_deconv(self.deconv, x, crop=r)
-        y = self.deconv(x)
+        y = self.deconv(F.pad(x, (r, r, r, r), mode="replicate"))
         c = r * self.scale
         return y[..., c : y.shape[-2] - c, c : y.shape[-1] - c]
+
+    def _forward_cpu(self, image: torch.Tensor, pad: bool) -> torch.Tensor:
+        """One (H, W) image through the network, the wide layers band by band (CPU inference).
+
+        The same outputs as the layers, to float round-off, without ever holding a
+        ``d``-channel feature map for the whole image (at 56 channels those maps are 224
+        bytes a pixel, and moving them cost about half the layer-by-layer pass):
+
+        * :meth:`_head`, over bands of rows: the first layer as im2col + GEMM, its PReLU
+          and the shrinking 1x1 layer as a GEMM, into the ``s``-channel map;
+        * the ``m`` mapping layers on the whole ``s``-channel map, by oneDNN (channels-last);
+        * :meth:`_tail`, over bands of rows: the expanding 1x1 layer and its PReLU, a GEMM
+          to the deconvolution's ``k*k`` tap images (:func:`subpixel_deconv_taps`), each
+          added shifted into the output phases, and the phases interleaved into the output.
+
+        With ``pad=True`` the image is replicate-padded for the first layer as there, and the
+        ``s``-channel map by the deconvolution's reach: replicate padding commutes with the
+        per-pixel expanding layer and PReLU, so that is the padded ``d``-channel map.
+
+        Each call into torch counts: :func:`srbench.nn.infer.run_model` runs two strips of
+        an image in two threads, every call lets the other thread take the interpreter lock,
+        and this one may then wait for it. On the shared 2-core machine each such wait cost
+        about 0.1 ms, against a pass of about 2.5 ms over a strip of a small Set5 image; so
+        buffers and views are made once a pass, and a band costs about a dozen calls.
+        """
+        layers = list(self.body)  # (slicing the Sequential builds new ones: 80 us a pass)
+        if pad:
+            image = _pad(image[None, None], layers[0].kernel_size[0])[0, 0]
+        x = self._head(image.contiguous(), *layers[:4])
+        for conv, act in zip(layers[4:-2:2], layers[5:-2:2]):
+            if pad:
+                x = _pad(x, conv.kernel_size[0])
+            x = act(conv(x))
+        if pad:
+            r = _DECONV_REACH
+            x = F.pad(x, (r, r, r, r), mode="replicate")
+            crop, cut = r, 0
+        else:
+            # Whole LR positions are left out of the tail, the rest of the crop cut after.
+            crop, cut = divmod(self.hr_crop, self.scale)
+        y = self._tail(x[0].permute(1, 2, 0).contiguous(), crop, *layers[-2:])
+        return y[cut : y.shape[0] - cut, cut : y.shape[1] - cut] if cut else y
+
+    def _head(self, image: torch.Tensor, conv1, act1, shrink, act2) -> torch.Tensor:
+        """The first two layers and their PReLUs over an (H, W) image: a (1, s, H', W') map.
+
+        Band by band (about :data:`_BAND_PIXELS` pixels), so a band's 25-row im2col and its
+        ``d``-channel features stay in cache; the features are channel-major (``d`` rows of
+        band pixels), the layout in which both GEMMs run fastest here, and the band's ``s``
+        channels are transposed into the channels-last map the mapping layers take, whose
+        PReLU runs once, over the whole map.
+        """
+        k = conv1.kernel_size[0]
+        d, s = conv1.out_channels, shrink.out_channels
+        w1, b1, w2, b2 = _derived(
+            self,
+            "head",
+            (conv1.weight, conv1.bias, shrink.weight, shrink.bias),
+            lambda: (conv1.weight.view(d, k * k), conv1.bias[:, None],
+                     shrink.weight.view(s, d), shrink.bias[:, None]),
+        )
+        height, width = image.shape[0] - k + 1, image.shape[1] - k + 1
+        rows = _band_rows(height, width, _BAND_PIXELS)
+        cols = torch.empty(k * k, rows * width)
+        out = torch.empty(height * width, s)
+        # Row (dy, dx) of the im2col is the image shifted by (dy, dx).
+        windows = image.as_strided((k, k, height, width), (image.stride(0), 1, image.stride(0), 1))
+        for top in range(0, height, rows):
+            n_rows = min(rows, height - top)
+            n = n_rows * width
+            # (Whole tensors, not slices, when the image is one band: fewer calls.)
+            whole = n_rows == height
+            band = cols if n == rows * width else cols[:, :n]
+            band.view(k, k, n_rows, width).copy_(windows if whole else windows[:, :, top : top + n_rows])
+            h = F.prelu(torch.addmm(b1, w1, band)[None], act1.weight)[0]
+            band_out = out if whole else out[top * width : top * width + n]
+            band_out.copy_(torch.addmm(b2, w2, h).t())
+        return F.prelu(out.view(1, height, width, s).permute(0, 3, 1, 2), act2.weight)
+
+    def _tail(self, x: torch.Tensor, crop: int, expand, act) -> torch.Tensor:
+        """The expanding layer, its PReLU and the deconvolution of an (H, W, s) map.
+
+        Computes the deconvolution's outputs at LR positions ``crop .. H - crop`` (and
+        likewise across), ``scale`` times that in HR pixels; inputs beyond the map count as
+        zero, as in the transposed convolution.
+
+        Each band of input rows goes through the expanding layer and its PReLU, then one
+        GEMM to the ``k*k`` tap images, written between ``D - 1`` zero rows above and below
+        (``D = hi - lo + 1``, the rows one output reads). Each offset group of tap images is
+        added, shifted, into the phase rows of every output row the band reaches, the zero
+        rows standing in for the inputs of other bands: so every band adds the same views
+        of the same buffers, made once and added with one call. The phase rows are a ring:
+        after a band its first band-height rows are complete and are interleaved into the
+        output with the bias, and the rest move to the ring's start. Every input row is
+        computed once, with no halo.
+        """
+        deconv, s = self.deconv, self.scale
+        filters, lo, hi, groups = _derived(
+            deconv,
+            "subpixel_taps",
+            (deconv.weight,),
+            lambda: subpixel_deconv_taps(deconv.weight, s, deconv.padding[0]),
+        )
+        height, width, channels = x.shape
+        out_h, out_w = max(0, height - 2 * crop), max(0, width - 2 * crop)
+        if out_h == 0 or out_w == 0:
+            return torch.empty(out_h * s, out_w * s)
+        reach = hi - lo
+        bias = deconv.bias if deconv.bias is not None else torch.zeros(())
+        out = torch.empty(out_h, s, out_w, s)
+        # Output row y reads input rows crop + y + lo .. crop + y + hi (those in the map).
+        first, last = max(0, crop + lo), min(height, crop + out_h + hi)
+        rows = _band_rows(last - first, width, _BAND_PIXELS, least=reach)
+        taps = torch.zeros(filters.shape[0], rows + 2 * reach, width)
+        tap = taps.stride(0)
+        band_taps = taps.view(-1, tap)[:, reach * width : (reach + rows) * width]
+        # Ring row i holds output row top - crop - hi + i of the band from input row top;
+        # at vertical offset lo + oy it reads band row i + oy - reach: tap row i + oy.
+        # (Several views of the ring may be the same one: _foreach_add_ adds them in turn.)
+        ring = torch.zeros(rows + reach, s, s, out_w)
+        strides = ring.stride()
+        dst, src = [], []
+        for oy, noy, ox, nox, ry, nry, rx, nrx, row in groups:
+            phases = nry * nrx
+            # Output column x reads input column x + dx at the run's j-th offset across.
+            dxs = [crop + lo + ox + j for j in range(nox)]
+            spans = [(max(0, -dx), min(out_w, width - dx)) for dx in dxs]
+            # One view for the run, split into its offsets' views by unbind (a call for all,
+            # not one each), when they all reach the same output columns (all but the
+            # single-offset runs at the edges of x4's valid pass).
+            for j, m in [(0, nox)] if len(set(spans)) == 1 else [(j, 1) for j in range(nox)]:
+                x0, x1 = spans[j]
+                if x0 >= x1:
+                    continue
+                shape = (rows + reach, nry, nrx, x1 - x0)
+                # Down the run, a tap image later and a row lower; across, one column on.
+                steps = (nox * phases * tap + width, phases * tap + 1, width, nrx * tap, tap, 1)
+                offset = (row + j * phases) * tap + oy * width + x0 + dxs[j]
+                if noy * m == 1:
+                    src.append(taps.as_strided(shape, steps[2:], offset))
+                else:
+                    for views in taps.as_strided((noy, m, *shape), steps, offset).unbind(0):
+                        src.extend(views.unbind(0))
+                phase_rows = ring.as_strided(shape, strides, ry * strides[1] + rx * out_w + x0)
+                dst.extend([phase_rows] * (noy * m))
+        done = ring.transpose(2, 3)
+        pixels = x.view(height * width, channels)
+        w3 = _derived(expand, "by_pixel", (expand.weight,), lambda: expand.weight.flatten(1).t())
+        for top in range(first, last, rows):
+            n = (min(top + rows, last) - top) * width
+            final = top + rows >= last
+            h = torch.addmm(expand.bias, pixels[top * width : top * width + n], w3)
+            h = F.prelu(h, act.weight)  # (pixels, channels): PReLU's channels are dim 1
+            if n == rows * width:
+                torch.mm(filters, h.t(), out=band_taps)
+            else:  # the last band: no inputs below
+                torch.mm(filters, h.t(), out=band_taps[:, :n])
+                band_taps[:, n:].zero_()
+            torch._foreach_add_(dst, src)
+            # Complete: the first `rows` ring rows (all of them after the last band).
+            y = top - crop - hi
+            y0, y1 = max(0, y), min(out_h, y + rows + (reach if final else 0))
+            if y0 < y1:
+                torch.add(done[y0 - y : y1 - y], bias, out=out[y0:y1])
+            if not final:
+                ring[:reach] = ring[rows:]
+                ring[reach:].zero_()
+        return out.view(out_h * s, out_w * s)
 
     output_params = ("deconv.weight", "deconv.bias")
 
