@@ -741,3 +741,20 @@ def test_mac_count_from_a_small_input_equals_the_full_count(name, monkeypatch):
     full = method.efficiency(3)
     assert scaled == full
     assert full["macs"] > 0 and full["parameters"] > 0
+
+
+@pytest.mark.parametrize("name", ["fsrcnn", "espcn"])
+@pytest.mark.parametrize("scale", [3, 4])
+def test_lr_space_networks_upscale_images_narrower_than_their_reach(name, scale):
+    # A valid pass's output also holds the mirrored extension's outputs; the scale must not be
+    # read off its width (a 9-pixel-wide LR image at x4 once gave a wrong shape and failed).
+    from srbench.registry import get_registry
+    from srbench.runner import instantiate
+
+    method, _ = instantiate(get_registry().get(name), "cpu")
+    from tests.conftest import natural_image
+
+    lr = natural_image((11, 9), seed=3).astype(np.float32) / 255.0
+    out = method.upscale(lr, scale)
+    assert out.shape == (11 * scale, 9 * scale)
+    assert abs(float(out.mean()) - float(lr.mean())) < 0.05

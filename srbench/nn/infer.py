@@ -160,8 +160,10 @@ def _forward(
     """The output (h*s, w*s) of a (1, 1, h + 2*extend, w + 2*extend) input, extension cut."""
     x = x.contiguous(memory_format=torch.channels_last)
     y = model(x, pad=not valid)[0, 0]
-    # The network's scale, from the output and the core of the input (extension or not).
-    scale = round(y.shape[-1] / (width if valid else x.shape[-1]))
+    # The network's own, where it says (a valid pass's output holds the extension's
+    # outputs too, so its width over the image's is not the scale for narrow images);
+    # else from the output and the core of the input.
+    scale = getattr(model, "scale", None) or round(y.shape[-1] / (width if valid else x.shape[-1]))
     cut_h, cut_w = (y.shape[0] - height * scale) // 2, (y.shape[1] - width * scale) // 2
     return y[cut_h : cut_h + height * scale, cut_w : cut_w + width * scale]
 
