@@ -21,7 +21,7 @@ import numpy as np
 
 from srbench.jit import available, jit
 
-__all__ = ["available", "ssim_map"]
+__all__ = ["available", "ssim_map", "sum_squared_differences"]
 
 #: Map values from which the rows are split over threads (a smaller map takes under 1 ms).
 THREADED_FROM = 1 << 16
@@ -40,8 +40,11 @@ def ssim_map(
     from srbench.threads import in_threads
 
     r = window.size // 2
-    a = np.ascontiguousarray(a, dtype=np.float64)
-    b = np.ascontiguousarray(b, dtype=np.float64)
+    # uint8 images are read as they are: each value, square and product is formed exactly as
+    # from their float64 copies (integers far below 2**53), without making those copies.
+    dtype = np.uint8 if a.dtype == b.dtype == np.uint8 else np.float64
+    a = np.ascontiguousarray(a, dtype=dtype)
+    b = np.ascontiguousarray(b, dtype=dtype)
     out = np.empty((a.shape[0] - 2 * r, a.shape[1] - 2 * r))
     window = np.ascontiguousarray(window, dtype=np.float64)
     rows = out.shape[0]
@@ -82,7 +85,7 @@ def _ssim_rows(a, b, w, c1, c2, out, first, last):
     for i in range(r + first, r + last):
         # Vertical pass of a, b, a*a, b*b, a*b (formed per pixel exactly as numpy forms them).
         for c in range(width):
-            x, y = a[i, c], b[i, c]
+            x, y = np.float64(a[i, c]), np.float64(b[i, c])
             lines[0, c] = x * centre
             lines[1, c] = y * centre
             lines[2, c] = (x * x) * centre
@@ -91,8 +94,8 @@ def _ssim_rows(a, b, w, c1, c2, out, first, last):
         for jj in range(-r, 0):
             weight = w[r + jj]
             for c in range(width):
-                xu, yu = a[i + jj, c], b[i + jj, c]
-                xd, yd = a[i - jj, c], b[i - jj, c]
+                xu, yu = np.float64(a[i + jj, c]), np.float64(b[i + jj, c])
+                xd, yd = np.float64(a[i - jj, c]), np.float64(b[i - jj, c])
                 lines[0, c] += (xu + xd) * weight
                 lines[1, c] += (yu + yd) * weight
                 lines[2, c] += (xu * xu + xd * xd) * weight
@@ -108,3 +111,25 @@ def _ssim_rows(a, b, w, c1, c2, out, first, last):
             var_b = means[3, c] - mu_b2
             cov = means[4, c] - mu_ab
             row[c] = ((2 * mu_ab + c1) * (2 * cov + c2)) / ((mu_a2 + mu_b2 + c1) * (var_a + var_b + c2))
+
+
+def sum_squared_differences(a: np.ndarray, b: np.ndarray) -> int:
+    """The sum of ``(a - b) ** 2`` over two uint8 images of one shape, in exact integers.
+
+    PSNR's mean squared error is this sum over the pixel count: the float64 mean numpy takes
+    of the squared differences adds integers exactly too, so the two agree to the bit.
+    """
+    a = np.ascontiguousarray(a, dtype=np.uint8)
+    b = np.ascontiguousarray(b, dtype=np.uint8)
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {a.shape} vs {b.shape}")
+    return int(_sum_squared_differences(a.reshape(-1), b.reshape(-1)))
+
+
+@jit()
+def _sum_squared_differences(a, b):
+    total = 0
+    for k in range(a.size):
+        d = np.int64(a[k]) - np.int64(b[k])
+        total += d * d
+    return total

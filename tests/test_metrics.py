@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from scipy.signal import correlate2d
 
+from srbench import metrics
 from srbench.metrics import evaluate, psnr, ssim
 
 
@@ -70,6 +71,23 @@ def test_compiled_ssim_map_is_bit_identical_to_scipy(shape):
     assert compiled.shape == (shape[0] - 10, shape[1] - 10)
     assert np.array_equal(compiled, reference)
     assert 0.0 < compiled.mean() < 1.0
-    # Bands of rows on threads: the same rows.
+    # Bands of rows on threads: the same rows; uint8 images read as they are: the same map.
     for threads in (2, 3):
         assert np.array_equal(ssim_kernel.ssim_map(a, b, window, c1, c2, threads=threads), reference)
+    a8, b8 = a.astype(np.uint8), b.astype(np.uint8)
+    assert np.array_equal(ssim_kernel.ssim_map(a8, b8, window, c1, c2), reference)
+
+
+@pytest.mark.parametrize("border", [0, 3])
+def test_psnr_of_uint8_images_in_integers_is_the_float_mean(border):
+    from srbench import ssim_kernel
+
+    if not ssim_kernel.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(border)
+    a = rng.integers(0, 256, (67, 45)).astype(np.uint8)
+    b = np.clip(a + rng.normal(0, 11, a.shape), 0, 255).astype(np.uint8)
+    shaved = (slice(border, a.shape[0] - border), slice(border, a.shape[1] - border))
+    assert metrics.psnr(a, b, border=border) == metrics.psnr_255(a[shaved], b[shaved])
+    assert metrics.psnr(a, a, border=border) == float("inf")
+    assert ssim_kernel.sum_squared_differences(a, b) == int(((a.astype(int) - b) ** 2).sum())

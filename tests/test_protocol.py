@@ -104,6 +104,25 @@ def test_to_uint8_rounds_half_away_from_zero_and_saturates():
     assert to_uint8(values).tolist() == [1, 2, 3, 255, 0, 255]
 
 
+def test_compiled_to_uint8_is_numpys_rounding():
+    from srbench import colour_kernel
+
+    if not colour_kernel.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(8)
+    # Values on and around every rounding boundary, beyond [0, 1] too, in both float types.
+    edges = (np.arange(-3, 260)[:, None] + np.array([-0.5, 0.5 - 1e-9, 0.5, 0.5 + 1e-9])) / 255
+    for values in (edges, rng.random((37, 29, 3)) * 1.2 - 0.1):
+        for dtype in (np.float64, np.float32):
+            image = values.astype(dtype)
+            reference = np.floor(np.clip(image.astype(np.float64) * 255.0, 0.0, 255.0) + 0.5).astype(np.uint8)
+            assert np.array_equal(colour_kernel.to_uint8(image), reference)
+            assert np.array_equal(to_uint8(image), reference)
+    # NaN is left to numpy's path (whatever its cast gives), never the kernel's.
+    with np.errstate(invalid="ignore"):
+        assert to_uint8(np.array([0.5, np.nan])).shape == (2,)
+
+
 def test_modcrop_shave_and_degrade():
     image = np.zeros((17, 22), dtype=np.uint8)
     assert modcrop(image, 4).shape == (16, 20)
