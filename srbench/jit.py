@@ -86,6 +86,7 @@ def warm_up_all() -> None:
     zeyde_kernel.warm_up()
     image = np.arange(144, dtype=np.float64).reshape(12, 12)
     metrics.ssim_255(image, image)
+    metrics.evaluate(image.astype(np.uint8), image.astype(np.uint8), 0)  # the uint8 kernels
 
 
 if __name__ == "__main__":
