@@ -12,7 +12,7 @@ def test_in_threads_reuses_its_helper_threads():
     helpers: list[set[threading.Thread]] = []
     for _ in range(3):
         seen: set[threading.Thread] = set()
-        threads.in_threads(lambda t: seen.add(threading.current_thread()), 3)
+        threads.in_threads(lambda t, seen=seen: seen.add(threading.current_thread()), 3)
         helpers.append(seen - {threading.current_thread()})
     assert helpers[0], "no helper thread ran a part"
     # The same thread objects, still alive between calls, not new ones each time.
