@@ -245,6 +245,26 @@ def test_a_zygote_that_cannot_start_leaves_fresh_workers(monkeypatch):
         assert answer["sr"].shape == (x.shape[0] * 3, x.shape[1] * 3)
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="reads /proc/PID/environ")
+@pytest.mark.parametrize("user_value", [None, "25"])
+def test_worker_processes_start_with_openblas_threads_that_sleep_soon(monkeypatch, user_value):
+    # Idle OpenBLAS threads spun 0.1 s after every call, into the driver's scoring and the
+    # next cell's timed call; workers get a short spin unless the user chose one.
+    from srbench.isolation import WorkerPool
+
+    if user_value is None:
+        monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", user_value)
+    expected = f"OPENBLAS_THREAD_TIMEOUT={user_value or isolation._OPENBLAS_SPIN[1]}".encode()
+    for zygote in (True, False):
+        with WorkerPool(zygote=zygote) as pool:
+            pool.run(_spec("bicubic"), 3, _lr())
+            started = pool._zygote.process if zygote and pool._zygote else pool._workers[_spec("bicubic")].process
+            with open(f"/proc/{started.pid}/environ", "rb") as handle:
+                assert expected in handle.read().split(b"\0")
+
+
 @needs_fork
 def test_a_prestarted_zygote_forks_the_workers():
     from srbench.isolation import WorkerPool
