@@ -607,15 +607,26 @@ class _ZygoteError(Exception):
     """The zygote could not start, or cannot fork a worker: use a fresh interpreter instead."""
 
 
-#: How long an idle OpenBLAS thread of a worker spins before it sleeps: 2**22 cycles, about
-#: 1.5 ms, instead of OpenBLAS's 2**28 (about 0.1 s). After a method's call its BLAS threads
-#: spun that long, on the cores the driver then scores on and the next cell's method runs on:
-#: in a serial run of GR, ANR, A+, K-SVD and the NE methods on Set5 and Set14 this took 10-15%
-#: off their method times (GR 1.1 -> 0.9 s, ANR 3.4 -> 2.3 s, K-SVD with GR alone 9.2 ->
-#: 7.3 s), while a wait that short still keeps the threads awake between the BLAS calls of one
-#: upscale. OpenBLAS reads it when numpy loads it, so it is set in the environment of the zygote
-#: and of fresh workers; a value in the user's environment is kept.
-_OPENBLAS_SPIN = ("OPENBLAS_THREAD_TIMEOUT", "22")
+#: How long a worker's idle BLAS and OpenMP threads spin before they sleep. OpenBLAS's spin
+#: 2**22 cycles (about 1.5 ms) instead of 2**28 (about 0.1 s), GNU OpenMP's (numba's parallel
+#: kernels, torch) 10,000 turns (a fraction of a millisecond) instead of 300,000 (7.5 ms here).
+#: After a method's call those threads spun on the cores where the driver then scores and the
+#: next cell's method is timed: after GR or K-SVD 100 ms of CPU, after every Zeyde-family and
+#: NE call 7.5 ms. In a serial run of GR, ANR, A+, K-SVD and the NE methods on Set5 and Set14
+#: that took 10-15% off their method times (GR 1.1 -> 0.8 s, ANR 3.4 -> 2.2 s) and a quarter off
+#: the scoring; the paper suite's SC 87-92 -> 77 s, as it ran after them. A spin this short still
+#: keeps the threads awake between the parallel regions of one upscale. The libraries read
+#: these when they load, so they are set in the environment of the zygote, of fresh workers
+#: and of forked ones; a value in the user's environment is kept.
+_IDLE_SPIN = {"OPENBLAS_THREAD_TIMEOUT": "22", "GOMP_SPINCOUNT": "10000"}
+
+
+def _worker_environment() -> dict[str, str]:
+    """The driver's environment, with :data:`_IDLE_SPIN` where the user set nothing."""
+    environment = dict(os.environ)
+    for name, value in _IDLE_SPIN.items():
+        environment.setdefault(name, value)
+    return environment
 
 
 def _start_process(role: tuple[str, ...]) -> tuple[Any, Any]:
@@ -624,8 +635,7 @@ def _start_process(role: tuple[str, ...]) -> tuple[Any, Any]:
     import subprocess
     from multiprocessing.connection import Connection
 
-    environment = dict(os.environ)
-    environment.setdefault(*_OPENBLAS_SPIN)
+    environment = _worker_environment()
     mine, theirs = socket.socketpair()
     with theirs:
         process = subprocess.Popen(
@@ -671,8 +681,7 @@ class _Zygote:
         mine, theirs = socket.socketpair()
         with mine, theirs:
             try:
-                environment = dict(os.environ)
-                environment.setdefault(*_OPENBLAS_SPIN)  # as a fresh worker's
+                environment = _worker_environment()  # as a fresh worker's
                 self.connection.send(("fork", tuple(libraries), os.getcwd(), environment))
                 _send_fd(self.connection, theirs.fileno())
                 status, detail = self.connection.recv()
