@@ -177,7 +177,10 @@ class SC(Method):
 
     # ------------------------------------------------------------------ inference
     def prepare(self, scale: int) -> None:
-        """Compile (or load from numba's cache) the homotopy kernel outside the timed call."""
+        """Compile (or load from numba's cache) the homotopy kernel, and import the feature
+        filters' scipy.ndimage, outside the timed call."""
+        import scipy.ndimage  # noqa: F401
+
         from . import lars_kernel
 
         lars_kernel.warm_up()
