@@ -28,14 +28,7 @@ def psnr(sr: np.ndarray, hr: np.ndarray, *, border: int = 0) -> float:
     Float inputs are taken to be in [0, 1] and rounded like MATLAB's ``uint8(255*x)``.
     """
     _check_pair(sr, hr)
-    a, b = shave(_as_uint8(sr), border), shave(_as_uint8(hr), border)
-    from srbench import ssim_kernel
-
-    if a.size and ssim_kernel.available():
-        # In exact integers, in one pass: the same mean (see sum_squared_differences).
-        mse = ssim_kernel.sum_squared_differences(a, b) / a.size
-        return float("inf") if mse == 0 else float(10.0 * np.log10(255.0**2 / mse))
-    return psnr_255(a, b)
+    return psnr_255(shave(_as_uint8(sr), border), shave(_as_uint8(hr), border))
 
 
 def psnr_255(a: np.ndarray, b: np.ndarray) -> float:
@@ -45,9 +38,15 @@ def psnr_255(a: np.ndarray, b: np.ndarray) -> float:
     nothing is rounded or shaved here.
     """
     _check_pair(a, b)
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    mse = np.mean((a - b) ** 2)
+    from srbench import ssim_kernel
+
+    if a.dtype == b.dtype == np.uint8 and a.size and ssim_kernel.available():
+        # In exact integers, in one pass: the same mean (see sum_squared_differences).
+        mse = ssim_kernel.sum_squared_differences(a, b) / a.size
+    else:
+        a = np.asarray(a, dtype=np.float64)
+        b = np.asarray(b, dtype=np.float64)
+        mse = np.mean((a - b) ** 2)
     if mse == 0:
         return float("inf")
     return float(10.0 * np.log10(255.0**2 / mse))

@@ -695,17 +695,17 @@ class Runner:
         assert cell.inputs is not None
         hr, lr = cell.inputs.get()
         result = cell.result
-        if not (keep and self.store.path is not None):
-            result.psnr, result.ssim, _ = score_output(protocol, outcome["sr"], hr, lr, result.scale, cell.channels)
-        else:
-            image = scored_image(protocol, outcome["sr"], hr, lr, cell.channels)
+        image = scored_image(protocol, outcome["sr"], hr, lr, cell.channels)
+        saving = None
+        if keep and self.store.path is not None:
             # The PNG is written on another thread while this one scores (zlib, hashing, the
             # file and the SSIM kernel all release the GIL): both are done before the next
             # timed call starts, so the workers' calls still have the machine to themselves.
             saving = self._saving.submit(save_output, self.store.path, image)
-            try:
-                result.psnr, result.ssim = protocol.score(image, hr, lr, result.scale)
-            finally:
+        try:
+            result.psnr, result.ssim = protocol.score(image, hr, lr, result.scale)
+        finally:
+            if saving is not None:
                 result.output = saving.result()
         result.seconds = outcome["seconds"]
         # The spread of the repeated calls; a Dask worker running an older srbench does not send it.

@@ -12,7 +12,9 @@ operation order for the formula, so the map holds the same numbers and SSIM is u
 (tested bit for bit against the scipy path). A large map is cut into bands of rows computed
 on Python threads (the kernel releases the GIL); not numba's parallel loops, whose OpenMP
 threads keep spinning after the call, into the next timed call of a worker (measured: such a
-version made the run slower). The rows do not depend on the cut.
+version made the run slower). The rows do not depend on the cut. PSNR's sum of squared
+differences of two uint8 images (:func:`sum_squared_differences`) is here too: the other
+per-cell score.
 """
 
 from __future__ import annotations
