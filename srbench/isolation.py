@@ -20,7 +20,7 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,7 +299,11 @@ class _OutputBuffer:
 
 # ---------------------------------------------------------------------- the worker process
 def _serve(connection: Any, spec: MethodSpec) -> None:
-    """Worker main loop: build the method once, then answer (scale, x, repeat) requests."""
+    """Worker main loop: build the method once, then answer (scale, x, repeat) requests.
+
+    A ``("prepare", scales)`` request does a first call's one-time work for those scales
+    ahead of the calls (see :meth:`WorkerPool.prepare`).
+    """
     if spec.threads:
         # Read by libraries loaded from here on, and per call by code that sizes its own
         # thread use from it (the sparse-coding kernel).
@@ -320,6 +324,9 @@ def _serve(connection: Any, spec: MethodSpec) -> None:
             return
         if request is None:
             return
+        if request[0] == "prepare":
+            connection.send(_prepare_ahead(method, request[1]))
+            continue
         scale, x, repeat = request
         try:
             answer = run_method(method, x, scale, repeat)
@@ -334,6 +341,20 @@ def _serve(connection: Any, spec: MethodSpec) -> None:
         connection.send(("ok", answer))
         if fd >= 0:
             _send_fd(connection, fd)
+
+
+def _prepare_ahead(method: Method, scales: Sequence[int]) -> tuple[str, Any]:
+    """A first call's one-time work for each scale (``prepare``, the size counts); the answer.
+
+    A failure is only reported back: the cell's own call meets it again and records it.
+    """
+    try:
+        for scale in scales:
+            _prepare_once(method, scale)
+            _efficiency(method, scale)
+    except BaseException as exc:  # noqa: BLE001
+        return ("error", _describe(exc))
+    return ("prepared", None)
 
 
 def _limit_threads(threads: int) -> None:
@@ -486,8 +507,13 @@ class _Children:
             self.running.discard(pid)
 
 
-def _zygote(control: Any) -> Any:
+def _zygote(control: Any, libraries: Sequence[str] = ()) -> Any:
     """Zygote main loop: import what workers share once, then fork a worker per request.
+
+    ``libraries`` (names from :data:`_SHARED_LIBRARIES`' values) are imported before it says
+    it is ready: the driver names those its run will need, so that torch's import runs while
+    the driver prepares its first inputs instead of while it waits for the first network's
+    worker.
 
     Requests: ``("fork", libraries, cwd, environ)`` followed by the worker's end of its socket
     pair (answered ``("forked", pid)``), ``("exit_code", pid)``, ``("kill", pid)``, and None
@@ -512,6 +538,7 @@ def _zygote(control: Any) -> Any:
         _import_all(_ZYGOTE_MODULES)
         _import_builtin_methods()
         _load_shared_kernels()
+        _import_all(libraries)
         hazard = _fork_hazard()
         if hazard:
             raise RuntimeError(hazard)
@@ -646,13 +673,25 @@ def _start_process(role: tuple[str, ...]) -> tuple[Any, Any]:
 
 
 class _Zygote:
-    """The driver's handle on the zygote process, started once per :class:`WorkerPool`."""
+    """The driver's handle on the zygote process, started once per :class:`WorkerPool`.
 
-    def __init__(self) -> None:
+    ``libraries``: large libraries it imports before it is ready (see :func:`_zygote`).
+    """
+
+    def __init__(self, libraries: Sequence[str] = ()) -> None:
         # Started, not waited for: its imports run while the driver prepares the first
         # inputs; the first fork waits for it to be ready.
-        self.process, self.connection = _start_process(("--zygote",))
+        self.process, self.connection = _start_process(("--zygote", *libraries))
         self.ready = False
+
+    def starting(self) -> bool:
+        """Whether it is still starting: it has not said whether it is ready (no wait)."""
+        if self.ready:
+            return False
+        try:
+            return not self.connection.poll(0)
+        except (OSError, ValueError):
+            return False
 
     def wait_ready(self) -> None:
         if self.ready:
@@ -787,6 +826,17 @@ class _Worker:
         except Exception:  # noqa: BLE001 - its line closed but it has not exited yet
             return self.process.poll()
 
+    def ask_to_prepare(self, scales: Sequence[int]) -> None:
+        """Send a ``prepare`` request (see :meth:`WorkerPool.prepare`); its answer is read later."""
+        self.connection.send(("prepare", tuple(scales)))
+
+    def answered(self) -> bool:
+        """Whether an answer is waiting to be read (no wait)."""
+        try:
+            return bool(self.connection.poll(0))
+        except (OSError, ValueError):
+            return True  # the line is gone: reading says so at once
+
     def _receive(self) -> tuple[str, Any]:
         try:
             return self.connection.recv()
@@ -870,14 +920,23 @@ class WorkerPool:
         elif not _fork_supported():
             self.zygote_error = "fork is not available on this platform"
 
-    def prestart(self) -> None:
+    def prestart(self, specs: Iterable[MethodSpec] = ()) -> None:
         """Start the zygote now, without waiting for it, where workers will be its forks.
 
-        Its imports (about 0.6 s) then overlap whatever the caller does before the first
-        worker is needed; a zygote that fails to start is noticed then, as ever.
+        Its imports (about 0.6 s, and torch's 0.9 s when one of ``specs``, the workers the
+        caller will ask for, runs a network) then overlap whatever the caller does before
+        the first worker is needed (see :meth:`starting`); a zygote that fails to start is
+        noticed then, as ever.
         """
         if self.zygote_error is None and self._zygote is None:
-            self._zygote = _Zygote()
+            needed = {name for spec in set(specs) if spec.device != "cuda" for name in _libraries_for(spec)}
+            # In the order _SHARED_LIBRARIES lists them: torch before what builds on it.
+            ordered = [name for names in _SHARED_LIBRARIES.values() for name in names if name in needed]
+            self._zygote = _Zygote(ordered)
+
+    def starting(self) -> bool:
+        """Whether a prestarted zygote is still starting: time the caller may use (no wait)."""
+        return self._zygote is not None and self._zygote.starting()
 
     def start(self, spec: MethodSpec) -> None:
         """Start the worker for ``spec`` now (its method built, models loaded), unless one is running."""
@@ -887,6 +946,36 @@ class WorkerPool:
         if worker is not None:
             self._discard(spec)
         self._workers[spec] = self._new_worker(spec)
+
+    def prepare(self, scales: Mapping[MethodSpec, Sequence[int]], meanwhile: Callable[[], bool] | None = None) -> None:
+        """Start the workers for ``scales``' specs and have each prepare its scales, side by side.
+
+        A run calls this before its first timed call. The one-time work of each method's
+        first call at a scale (``prepare``: A+'s regressors, a network's warm-up, loading
+        compiled kernels; counting a network's MACs) otherwise runs one worker at a time
+        between timed calls, while the driver waits: about 2.5 s of a cold paper-suite
+        run. Here every worker works on it at once, on all cores, and nothing is timed
+        meanwhile. ``meanwhile()`` is called while answers are due, until it returns False:
+        the caller's own untimed work. A worker that cannot start or prepare is left for
+        its cells, which meet the error again and record it.
+        """
+        asked = []
+        for spec, spec_scales in scales.items():
+            try:
+                self.start(spec)
+                self._workers[spec].ask_to_prepare(spec_scales)
+                asked.append(spec)
+            except (MethodError, OSError):
+                self._discard(spec)
+        for spec in asked:
+            worker = self._workers[spec]
+            while meanwhile is not None and not worker.answered():
+                if not meanwhile():
+                    meanwhile = None
+            try:
+                worker._receive()
+            except WorkerError:
+                self._discard(spec)
 
     def run(self, spec: MethodSpec, scale: int, x: np.ndarray, repeat: int = 1) -> dict[str, Any]:
         self.start(spec)
@@ -941,14 +1030,17 @@ def freeze(settings: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
 
 
 def _main(argv: Sequence[str]) -> None:
-    """``python -m srbench.isolation FD`` (a worker) or ``... --zygote FD`` (a pool's zygote)."""
+    """``python -m srbench.isolation FD`` (a worker) or ``... --zygote [LIBRARY...] FD`` (a
+    pool's zygote, importing the libraries named before it is ready)."""
     from multiprocessing.connection import Connection
 
-    if not (len(argv) == 1 or (len(argv) == 2 and argv[0] == "--zygote")) or not argv[-1].isdigit():
-        sys.exit("usage: python -m srbench.isolation [--zygote] FD (started by srbench, not by hand)")
+    zygote = len(argv) >= 2 and argv[0] == "--zygote"
+    shared = {name for names in _SHARED_LIBRARIES.values() for name in names}
+    if not (len(argv) == 1 or zygote) or not argv[-1].isdigit() or not set(argv[1:-1]) <= shared:
+        sys.exit("usage: python -m srbench.isolation [--zygote [LIBRARY...]] FD (started by srbench, not by hand)")
     connection = Connection(int(argv[-1]))
-    if len(argv) == 2:
-        connection = _zygote(connection)
+    if zygote:
+        connection = _zygote(connection, argv[1:-1])
         if connection is None:  # the zygote, done: it ran no user code, so no atexit is owed
             _exit(run_atexit=False)
     _serve(connection, connection.recv())

@@ -356,3 +356,40 @@ def test_spec_threads_limits_every_thread_pool_of_the_worker(tmp_path, monkeypat
     assert np.all(np.round(limited * 255) == 1)
     if (os.cpu_count() or 1) > 1 and "OMP_NUM_THREADS" not in os.environ:
         assert np.all(np.round(default * 255) > 1), "threads=None keeps the libraries' defaults"
+
+
+@needs_fork
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_a_prestarted_zygote_imports_torch_only_for_runs_with_networks():
+    # A run with a network has the zygote import torch while it starts, not at the first
+    # network's worker; a run without one never loads it.
+    from srbench.isolation import WorkerPool
+
+    for specs, expected in (([_spec("bicubic"), _spec("fsrcnn")], True), ([_spec("bicubic")], False)):
+        with WorkerPool() as pool:
+            pool.prestart(specs)
+            pool.run(_spec("bicubic"), 3, _lr())
+            assert not pool.starting()
+            with open(f"/proc/{pool._zygote.process.pid}/maps") as handle:
+                assert ("libtorch" in handle.read()) == expected
+
+
+@pytest.mark.parametrize("zygote", [True, False], ids=["zygote", "spawn"])
+def test_workers_prepared_ahead_compute_as_before_and_failures_stay_with_their_cells(tmp_path, zygote):
+    from srbench.isolation import MethodError, WorkerPool
+
+    unbuildable = _spec("broken", plugins=(_plugin(tmp_path, plugin_sources.BROKEN, "broken"),))
+    x = _lr()
+    with WorkerPool(zygote=zygote) as pool:
+        steps = []
+        pool.prepare({_spec("anr"): [3, 2], unbuildable: [3], _spec("bicubic"): [3]},
+                     meanwhile=lambda: steps.append(1) is None and len(steps) < 3)  # fmt: skip
+        assert len(steps) <= 3
+        assert unbuildable not in pool._workers and _spec("anr") in pool._workers
+        anr = pool._workers[_spec("anr")]
+        answer = pool.run(_spec("anr"), 3, x)
+        assert pool._workers[_spec("anr")] is anr  # the prepared worker served the call
+        with pytest.raises(MethodError):  # the cell meets its method's error itself
+            pool.run(unbuildable, 3, x)
+    with WorkerPool(zygote=zygote) as pool:
+        np.testing.assert_array_equal(pool.run(_spec("anr"), 3, x)["sr"], answer["sr"])
