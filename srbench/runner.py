@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -411,7 +411,10 @@ class _Inputs:
 
     def get(self) -> tuple[np.ndarray, np.ndarray]:
         if self._pair is None:
-            hr = self._protocol.ground_truth(self._pixels, self._scale)
+            # Its own read-only copy: scoring may then keep statistics of it between cells
+            # (see srbench.metrics), as nothing can change it.
+            hr = np.array(self._protocol.ground_truth(self._pixels, self._scale))
+            hr.setflags(write=False)
             self._pair = (hr, self._protocol.degrade(hr, self._scale))
         return self._pair
 
@@ -675,8 +678,22 @@ class Runner:
         protocol = get_protocol(config.protocol)
         cells = list(cells)
         with WorkerPool() as workers:
+            ahead = self._work_ahead(cells, protocol)
+
+            def step() -> bool:
+                return next(ahead, False) is None
+
             if any(c.spec is not None and c.spec.device != "cuda" for c in cells):
-                workers.prestart()  # its start overlaps the first cell's inputs
+                workers.prestart(c.spec for c in cells if c.spec is not None)
+                while workers.starting() and step():
+                    pass
+            scales: dict[MethodSpec, list[int]] = {}
+            for cell in cells:
+                if cell.spec is not None and cell.spec.device != "cuda":
+                    spec_scales = scales.setdefault(cell.spec, [])
+                    if cell.result.scale not in spec_scales:
+                        spec_scales.append(cell.result.scale)
+            workers.prepare(scales, meanwhile=step)
             for cell in cells:
                 result = cell.result
                 self._working(bar, cell)
@@ -689,6 +706,31 @@ class Runner:
                     result.status, result.error = "failed", _describe(exc)
                 self._finish(result, summary, bar)
                 _release(cell)
+
+    @staticmethod
+    def _work_ahead(cells: Sequence[_Cell], protocol: Protocol) -> Iterator[None]:
+        """The driver's first-use work, a step per ``next``: for the waits before the first timed call.
+
+        While the workers' zygote starts (1.5 s with torch) and the workers prepare, the
+        driver's core would be idle. Each step makes the next cell's inputs (the first step
+        also loads the scoring code, its compiled kernels, on a corner of that image scored
+        against itself); inputs made ahead are held until their cells run, at most as many
+        as the waits leave time for. A step that fails ends the work: the cell meets the
+        error again and records it.
+        """
+        warm = True
+        for cell in cells:
+            if cell.inputs is None:
+                continue
+            try:
+                hr, lr = cell.inputs.get()
+                if warm:
+                    warm = False
+                    corner = hr[: 4 * 11, : 4 * 11]
+                    protocol.score(corner, corner, lr, cell.result.scale)
+            except Exception:  # noqa: BLE001
+                return
+            yield None
 
     def _score(self, cell: _Cell, outcome: Mapping[str, Any], protocol: Protocol, keep: bool) -> None:
         """Score a worker's output here, where the HR image is, and keep its measurements."""

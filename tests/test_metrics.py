@@ -76,6 +76,40 @@ def test_compiled_ssim_map_is_bit_identical_to_scipy(shape):
         assert np.array_equal(ssim_kernel.ssim_map(a, b, window, c1, c2, threads=threads), reference)
     a8, b8 = a.astype(np.uint8), b.astype(np.uint8)
     assert np.array_equal(ssim_kernel.ssim_map(a8, b8, window, c1, c2), reference)
+    # From the second image's statistics computed apart (kept between cells): the same map.
+    for x, y in ((a, b), (a8, b8)):
+        for threads in (1, 2):
+            kept = ssim_kernel.reference_statistics(y, window, threads=threads)
+            assert np.array_equal(ssim_kernel.ssim_map(x, y, window, c1, c2, threads=threads, reference=kept), reference)
+    with pytest.raises(ValueError, match="reference statistics"):
+        ssim_kernel.ssim_map(a, b, window, c1, c2, reference=kept[:, 1:])
+
+
+def test_ssim_keeps_a_read_only_ground_truths_statistics_and_only_those():
+    from srbench import metrics, ssim_kernel
+
+    if not ssim_kernel.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(5)
+    hr = rng.integers(0, 256, (64, 50)).astype(np.uint8)
+    outputs = [np.clip(hr + rng.normal(0, s, hr.shape), 0, 255).astype(np.uint8) for s in (2, 9, 30)]
+    expected = [metrics.ssim_255(metrics.shave(sr, 3), metrics.shave(hr, 3)) for sr in outputs]
+    metrics._REFERENCES.clear()
+    assert [ssim(sr, hr, border=3) for sr in outputs] == expected
+    assert not metrics._REFERENCES  # writeable: its values could change between calls
+    view = hr[:, :]
+    view.setflags(write=False)
+    assert not metrics._frozen(view)  # a read-only view of a writeable array
+    frozen = hr.copy()
+    frozen.setflags(write=False)
+    assert [ssim(sr, frozen, border=3) for sr in outputs] == expected
+    assert list(metrics._REFERENCES) == [(id(frozen), 3)]
+    assert ssim(outputs[0], frozen, border=4) == metrics.ssim_255(metrics.shave(outputs[0], 4), metrics.shave(hr, 4))
+    assert len(metrics._REFERENCES) == 2
+    del frozen  # a new array at the same address is not taken for the old one
+    other = (255 - hr).copy()
+    other.setflags(write=False)
+    assert ssim(outputs[0], other, border=3) == metrics.ssim_255(metrics.shave(outputs[0], 3), metrics.shave(other, 3))
 
 
 @pytest.mark.parametrize("border", [0, 3])
