@@ -683,16 +683,19 @@ class Runner:
             def step() -> bool:
                 return next(ahead, False) is None
 
-            if any(c.spec is not None and c.spec.device != "cuda" for c in cells):
-                workers.prestart(c.spec for c in cells if c.spec is not None)
-                while workers.starting() and step():
-                    pass
             scales: dict[MethodSpec, list[int]] = {}
             for cell in cells:
                 if cell.spec is not None and cell.spec.device != "cuda":
                     spec_scales = scales.setdefault(cell.spec, [])
                     if cell.result.scale not in spec_scales:
                         spec_scales.append(cell.result.scale)
+            show = getattr(bar, "working", None)
+            if show is not None and scales:
+                show(f"starting {len(scales)} method worker{'s' if len(scales) > 1 else ''}")
+            if scales:
+                workers.prestart(scales)
+                while workers.starting() and step():
+                    pass
             workers.prepare(scales, meanwhile=step)
             for cell in cells:
                 result = cell.result
