@@ -173,9 +173,11 @@ def test_progress_names_the_cell_being_computed(tmp_path, isolated_env, jobs):
     events = bars[0].events
     working = [text for kind, text in events if kind == "working"]
     if jobs == 1:
-        # Each cell is named before it is computed, with its size after modcrop.
-        assert events[:2] == [("working", "computing Bicubic pics/small x3 (39x39)"), ("done", "Bicubic pics/small x3")]
-        assert events[2:4] == [("working", "computing Bicubic pics/wide x3 (48x60)"), ("done", "Bicubic pics/wide x3")]
+        # The workers' start is named first; then each cell before it is computed, with its
+        # size after modcrop.
+        assert events[0] == ("working", "starting 1 method worker")
+        assert events[1:3] == [("working", "computing Bicubic pics/small x3 (39x39)"), ("done", "Bicubic pics/small x3")]
+        assert events[3:5] == [("working", "computing Bicubic pics/wide x3 (48x60)"), ("done", "Bicubic pics/wide x3")]
     else:
         # A pool says which cell it waits on: the oldest one not finished.
         assert working[0] == "waiting on Bicubic pics/small x3 (39x39)"
