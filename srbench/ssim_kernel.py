@@ -145,14 +145,19 @@ def _ssim_rows(a, b, w, c1, c2, out, first, last):
                 lines[4, c] += (xu * yu + xd * yd) * weight
         for m in range(5):
             _horizontal(lines[m], w, means[m])
-        row = out[i - r]
-        for c in range(cols):
-            mu_a, mu_b = means[0, c], means[1, c]
-            mu_a2, mu_b2, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
-            var_a = means[2, c] - mu_a2
-            var_b = means[3, c] - mu_b2
-            cov = means[4, c] - mu_ab
-            row[c] = ((2 * mu_ab + c1) * (2 * cov + c2)) / ((mu_a2 + mu_b2 + c1) * (var_a + var_b + c2))
+        _map_row(means[0], means[2], means[4], means[1], means[3], c1, c2, out[i - r])
+
+
+@jit()
+def _map_row(mean_a, square_a, product, mean_b, square_b, c1, c2, row):
+    """One row of the map from the five local statistics, in numpy's operation order."""
+    for c in range(row.size):
+        mu_a, mu_b = mean_a[c], mean_b[c]
+        mu_a2, mu_b2, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
+        var_a = square_a[c] - mu_a2
+        var_b = square_b[c] - mu_b2
+        cov = product[c] - mu_ab
+        row[c] = ((2 * mu_ab + c1) * (2 * cov + c2)) / ((mu_a2 + mu_b2 + c1) * (var_a + var_b + c2))
 
 
 @jit()
@@ -203,15 +208,7 @@ def _ssim_rows_against(a, b, stats, w, c1, c2, out, first, last):
                 lines[2, c] += (xu * yu + xd * yd) * weight
         for m in range(3):
             _horizontal(lines[m], w, means[m])
-        row = out[i - r]
-        mean_b, square_b = stats[0, i - r], stats[1, i - r]
-        for c in range(cols):
-            mu_a, mu_b = means[0, c], mean_b[c]
-            mu_a2, mu_b2, mu_ab = mu_a * mu_a, mu_b * mu_b, mu_a * mu_b
-            var_a = means[1, c] - mu_a2
-            var_b = square_b[c] - mu_b2
-            cov = means[2, c] - mu_ab
-            row[c] = ((2 * mu_ab + c1) * (2 * cov + c2)) / ((mu_a2 + mu_b2 + c1) * (var_a + var_b + c2))
+        _map_row(means[0], means[1], means[2], stats[0, i - r], stats[1, i - r], c1, c2, out[i - r])
 
 
 def sum_squared_differences(a: np.ndarray, b: np.ndarray) -> int:
