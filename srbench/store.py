@@ -228,7 +228,7 @@ class ResultStore:
         self.migrated_from: int | None = None
         try:
             self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._write_ahead_log()
             # With WAL, NORMAL syncs at checkpoints instead of at every commit: a crash of
             # srbench loses nothing, a power cut at most the last cells (they are recomputed).
             # FULL cost an fsync per cell, about 2 ms each.
@@ -237,6 +237,25 @@ class ResultStore:
             self._open_schema()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open result store {self.path}: {exc}") from None
+
+    def _write_ahead_log(self, wait: float = 60.0) -> None:
+        """Put the file in WAL mode (a no-op once it is), waiting for other processes meanwhile.
+
+        Turning a new file to WAL takes an exclusive lock and does not wait for one: a second
+        process opening the same new store in the same instant got "database is locked"
+        (two ``srbench run`` started together on a new store: one of them failed in a few
+        tries). So it tries again until ``wait`` seconds have passed, as every other
+        statement here waits through its busy timeout.
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
 
     # ------------------------------------------------------------------ schema
     def _schema_version(self) -> int | None:
@@ -368,6 +387,17 @@ class ResultStore:
             )
             found.update(row[0] for row in rows)
         return found
+
+    def holds_any(self, methods: Iterable[str], datasets: Iterable[str]) -> bool:
+        """Whether any of ``methods`` (result names) has a successful result on any of ``datasets``."""
+        methods, datasets = list(methods), list(datasets)
+        if not methods or not datasets:
+            return False
+        query = (
+            f"SELECT 1 FROM results WHERE status = 'ok' AND method IN ({', '.join('?' for _ in methods)}) "
+            f"AND dataset IN ({', '.join('?' for _ in datasets)}) LIMIT 1"
+        )
+        return self._db.execute(query, [*methods, *datasets]).fetchone() is not None
 
     def results(
         self,

@@ -62,3 +62,30 @@ def test_load_results_needs_an_existing_store(tmp_path):
     assert not (tmp_path / "missing.sqlite").exists()
     with ResultStore(tmp_path / "empty.sqlite") as store:
         assert srbench.load_results(store).empty
+
+
+def _open_store(path, start, answers):
+    start.wait()
+    try:
+        ResultStore(path).close()
+        answers.put("ok")
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        answers.put(repr(exc))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="forks the openers")
+def test_processes_opening_one_new_store_together_all_open_it(tmp_path):
+    # Turning a new file to WAL does not wait for a lock: without a retry, one of three
+    # processes opening a new store at once failed in about one try in five.
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for attempt in range(12):
+        path = tmp_path / f"s{attempt}.sqlite"
+        start, answers = context.Barrier(3), context.Queue()
+        openers = [context.Process(target=_open_store, args=(path, start, answers)) for _ in range(3)]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join(60)
+        assert [answers.get(timeout=10) for _ in openers] == ["ok"] * 3
