@@ -743,6 +743,10 @@ class _Zygote:
             pass
 
     def close(self) -> None:
+        if self.starting():
+            # Still importing, so it has no workers yet: a run that found nothing to compute
+            # need not wait for its imports to end before it is stopped.
+            self.process.kill()
         try:
             self.connection.send(None)
         except (OSError, ValueError):
@@ -790,7 +794,7 @@ class _Worker:
     drives srbench without an ``if __name__ == "__main__"`` guard.
     """
 
-    def __init__(self, spec: MethodSpec, zygote: _Zygote | None = None) -> None:
+    def __init__(self, spec: MethodSpec, zygote: _Zygote | None = None, *, wait: bool = True) -> None:
         self.zygote = zygote
         self.process: Any = None
         self.outputs = _OutputBuffer()
@@ -803,10 +807,19 @@ class _Worker:
             self.connection.send(spec)
         except OSError:
             pass  # it died before reading: _receive says so
+        self.built = False
+        if wait:
+            self.wait_built()
+
+    def wait_built(self) -> None:
+        """Wait for the worker to say its method is built; WorkerError (and closed) if it is not."""
+        if self.built:
+            return
         status, detail = self._receive()
         if status != "ready":
             self.close()
             raise WorkerError(detail)
+        self.built = True
 
     def alive(self) -> bool:
         if self.process is not None:
@@ -938,14 +951,17 @@ class WorkerPool:
         """Whether a prestarted zygote is still starting: time the caller may use (no wait)."""
         return self._zygote is not None and self._zygote.starting()
 
-    def start(self, spec: MethodSpec) -> None:
-        """Start the worker for ``spec`` now (its method built, models loaded), unless one is running."""
+    def start(self, spec: MethodSpec, *, wait: bool = True) -> None:
+        """Start the worker for ``spec`` now (its method built, models loaded), unless one is running.
+
+        ``wait=False``: only started; the first request to it waits for its build.
+        """
         worker = self._workers.get(spec)
-        if worker is not None and worker.alive():
+        if worker is not None and (not worker.built or worker.alive()):
             return
         if worker is not None:
             self._discard(spec)
-        self._workers[spec] = self._new_worker(spec)
+        self._workers[spec] = self._new_worker(spec, wait=wait)
 
     def prepare(self, scales: Mapping[MethodSpec, Sequence[int]], meanwhile: Callable[[], bool] | None = None) -> None:
         """Start the workers for ``scales``' specs and have each prepare its scales, side by side.
@@ -962,25 +978,33 @@ class WorkerPool:
         asked = []
         for spec, spec_scales in scales.items():
             try:
-                self.start(spec)
+                # Not waiting for each to be built: the builds (loading artifacts) run side
+                # by side too, each worker reading its prepare request once it is built.
+                self.start(spec, wait=False)
                 self._workers[spec].ask_to_prepare(spec_scales)
                 asked.append(spec)
             except (MethodError, OSError):
                 self._discard(spec)
         for spec in asked:
             worker = self._workers[spec]
-            while meanwhile is not None and not worker.answered():
-                if not meanwhile():
-                    meanwhile = None
             try:
-                worker._receive()
+                for answer in ("built", "prepared"):
+                    while meanwhile is not None and not worker.answered():
+                        if not meanwhile():
+                            meanwhile = None
+                    if answer == "built":
+                        worker.wait_built()
+                    else:
+                        worker._receive()
             except WorkerError:
                 self._discard(spec)
 
     def run(self, spec: MethodSpec, scale: int, x: np.ndarray, repeat: int = 1) -> dict[str, Any]:
         self.start(spec)
         try:
-            return self._workers[spec].run(scale, x, repeat)
+            worker = self._workers[spec]
+            worker.wait_built()
+            return worker.run(scale, x, repeat)
         except WorkerError:
             self._discard(spec)
             raise
@@ -990,20 +1014,20 @@ class WorkerPool:
         if worker is not None:
             worker.close()
 
-    def _new_worker(self, spec: MethodSpec) -> _Worker:
+    def _new_worker(self, spec: MethodSpec, *, wait: bool = True) -> _Worker:
         # CUDA workers stay fresh interpreters: the saving is small beside creating a CUDA
         # context, and forking is only safe while nothing in the zygote has touched CUDA.
         if self.zygote_error is None and spec.device != "cuda":
             try:
                 if self._zygote is None:
                     self._zygote = _Zygote()
-                return _Worker(spec, self._zygote)
+                return _Worker(spec, self._zygote, wait=wait)
             except _ZygoteError as exc:
                 self.zygote_error = str(exc)
                 if self._zygote is not None:
                     self._zygote.close()
                     self._zygote = None
-        return _Worker(spec)
+        return _Worker(spec, wait=wait)
 
     def close(self) -> None:
         """Stop every worker, then the zygote (which reaps its workers); no process is left."""

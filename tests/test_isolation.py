@@ -393,3 +393,25 @@ def test_workers_prepared_ahead_compute_as_before_and_failures_stay_with_their_c
             pool.run(unbuildable, 3, x)
     with WorkerPool(zygote=zygote) as pool:
         np.testing.assert_array_equal(pool.run(_spec("anr"), 3, x)["sr"], answer["sr"])
+
+
+@pytest.mark.parametrize("zygote", [True, False], ids=["zygote", "spawn"])
+def test_workers_started_without_waiting_serve_once_built(tmp_path, zygote):
+    # prepare() starts every worker without waiting for each build; a call to a worker still
+    # building waits for it, and one whose build fails raises its error at the call.
+    from srbench.isolation import MethodError, WorkerPool
+
+    unbuildable = _spec("broken", plugins=(_plugin(tmp_path, plugin_sources.BROKEN, "broken"),))
+    x = _lr()
+    with WorkerPool(zygote=zygote) as pool:
+        pool.start(_spec("bicubic"), wait=False)
+        pool.start(unbuildable, wait=False)
+        assert not pool._workers[_spec("bicubic")].built
+        pool.start(_spec("bicubic"), wait=False)  # still building: the same worker
+        worker = pool._workers[_spec("bicubic")]
+        sr = pool.run(_spec("bicubic"), 3, x)["sr"]
+        assert worker.built and pool._workers[_spec("bicubic")] is worker
+        assert sr.shape == (x.shape[0] * 3, x.shape[1] * 3)
+        with pytest.raises(MethodError):
+            pool.run(unbuildable, 3, x)
+        assert unbuildable not in pool._workers
