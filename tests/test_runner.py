@@ -270,3 +270,57 @@ def test_auto_device_asks_torch_only_where_a_gpu_driver_can_exist(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", fake)
     monkeypatch.setattr(runner, "_gpu_driver_possible", lambda: True)
     assert runner.resolve_device(Net(), "auto") == "cuda"
+
+
+def test_a_cold_serial_run_starts_the_workers_zygote_while_it_plans(tmp_path, monkeypatch):
+    # The zygote's imports (torch's for a network) overlap the plan when none of the run's
+    # methods has results on its datasets; a run on a store that holds them starts it only
+    # once it knows there is work to do, and a run with nothing to do never starts it.
+    from srbench import runner as runner_module
+
+    prestarts = []
+    planned = []
+    original_prestart = runner_module.WorkerPool.prestart
+    original_plan = Runner.plan
+
+    def prestart(pool, specs=()):
+        prestarts.append((len(planned), sorted(spec.registered for spec in specs)))
+        original_prestart(pool, specs)
+
+    def plan(self, config, **kwargs):
+        cells = original_plan(self, config, **kwargs)
+        planned.append(1)
+        return cells
+
+    monkeypatch.setattr(runner_module.WorkerPool, "prestart", prestart)
+    monkeypatch.setattr(Runner, "plan", plan)
+    folder = _folder_of_images(tmp_path)
+    grid = dict(methods=["bicubic"], datasets=[f"folder:{folder}"], device="cpu")
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        assert not store.holds_any(["bicubic"], [f"folder:{folder}"])
+        assert Runner(store).run(RunConfig(scales=[2], **grid)).run == 2
+        assert prestarts[0] == (0, ["bicubic"]), "started during the plan, for the run's methods"
+        dataset = store.results()[0].dataset
+        assert store.holds_any(["bicubic", "nothing"], ["elsewhere", dataset])
+        assert not store.holds_any(["espcn"], [dataset]) and not store.holds_any([], [dataset])
+        prestarts.clear()
+        assert Runner(store).run(RunConfig(scales=[2], **grid)).cached == 2
+        assert prestarts == [], "nothing to compute: no zygote"
+        planned.clear()
+        assert Runner(store).run(RunConfig(scales=[3], **grid)).run == 2
+        assert [when for when, _ in prestarts] == [1], "results on these datasets: started after the plan"
+
+
+def test_a_zygote_stopped_while_it_starts_is_killed_at_once():
+    from srbench import isolation
+
+    if not isolation._fork_supported():
+        pytest.skip("workers fork from a zygote only on Linux")
+    pool = isolation.WorkerPool()
+    pool.prestart()
+    zygote = pool._zygote
+    assert zygote.starting()
+    started = time.perf_counter()
+    pool.close()
+    assert zygote.process.returncode == -signal.SIGKILL
+    assert time.perf_counter() - started < 5.0
