@@ -41,6 +41,7 @@ class _Clock:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.method_seconds = 0.0
+        self.round_trips: dict[str, list[float]] = defaultdict(list)
 
     def wrap(self, owner, name: str, label: str) -> None:
         original = getattr(owner, name)
@@ -66,6 +67,7 @@ class _Clock:
             called = answer.get("seconds", 0.0) * repeat
             clock.method_seconds += called
             clock.seconds["worker calls"] += elapsed - called
+            clock.round_trips[spec.registered].append(elapsed - called)
             return answer
 
         isolation.WorkerPool.run = run
@@ -121,6 +123,9 @@ def main() -> None:
             if label == "scoring":
                 print(f"    (writing outputs alongside: {clock.seconds['outputs']:.2f} s)")
         print(f"  {'the rest':13s} {wall - method_time - accounted:7.2f} s")
+        trips = sorted(clock.round_trips.items(), key=lambda kv: -sum(kv[1]))
+        print("worker calls by method, total (median per call): " + ", ".join(
+            f"{name} {sum(t):.2f} s ({1e3 * sorted(t)[len(t) // 2]:.1f} ms)" for name, t in trips))
     print("method time by method (s): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(by_method.items(), key=lambda kv: -kv[1])))
 
 
