@@ -36,6 +36,22 @@ def test_global_regressor_equals_the_closed_form():
     np.testing.assert_allclose(anchored.global_regressor(Dl, Dh, 0.1), expected, rtol=1e-9)
 
 
+def test_anr_neighbourhoods_are_the_first_of_a_stable_sort_ties_included():
+    # The partition-based selection must pick and order exactly as MATLAB's sort(..., 'descend')
+    # (a stable sort): ties at the cut go to the lower atom index.
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        rows, cols = rng.integers(1, 40, size=2)
+        values = rng.integers(0, rng.integers(1, 5), (rows, cols)).astype(np.float64)  # many ties
+        for size in (1, int(rng.integers(1, cols + 1)), int(cols), int(cols) + 3):
+            expected = np.argsort(values, axis=1, kind="stable")[:, :size]
+            np.testing.assert_array_equal(anchored._first_of_stable_sort(values, size), expected)
+    dictionary = rng.normal(size=(29, 300))
+    dictionary /= np.linalg.norm(dictionary, axis=0)
+    expected = np.argsort(-np.abs(dictionary.T @ dictionary), axis=1, kind="stable")[:, :40]
+    np.testing.assert_array_equal(anchored.neighbour_atoms(dictionary, 40), expected)
+
+
 def test_anr_projection_is_the_ridge_solution_on_the_most_correlated_atoms():
     rng = np.random.default_rng(2)
     Dl, Dh = _unit_atoms(rng, 10, 100), rng.standard_normal((16, 100))
