@@ -59,9 +59,9 @@ class _Clock:
         original = isolation.WorkerPool.run
         clock = self
 
-        def run(pool, spec, scale, x, repeat):
+        def run(pool, spec, scale, x, repeat, **options):
             start = time.perf_counter()
-            answer = original(pool, spec, scale, x, repeat)
+            answer = original(pool, spec, scale, x, repeat, **options)
             elapsed = time.perf_counter() - start
             # The worker's own timing of the call(s): repeat calls, their median stored.
             called = answer.get("seconds", 0.0) * repeat

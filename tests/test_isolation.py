@@ -415,3 +415,24 @@ def test_workers_started_without_waiting_serve_once_built(tmp_path, zygote):
         with pytest.raises(MethodError):
             pool.run(unbuildable, 3, x)
         assert unbuildable not in pool._workers
+
+
+def test_a_borrowed_output_is_the_output_read_only_and_outlives_a_larger_buffer():
+    from srbench.isolation import WorkerPool
+
+    # Outputs of 64 KiB and more come through the shared buffer (smaller ones as copies).
+    rng = np.random.default_rng(0)
+    small, large = rng.random((40, 50), dtype=np.float32), rng.random((120, 130), dtype=np.float32)
+    with WorkerPool() as pool:
+        copied = pool.run(_spec("bicubic"), 3, small)["sr"]
+        borrowed = pool.run(_spec("bicubic"), 3, small, borrow=True)["sr"]
+        np.testing.assert_array_equal(borrowed, copied)
+        assert not borrowed.flags.writeable
+        kept = borrowed.copy()
+        # A larger output makes the worker a new buffer; the driver maps it while the old
+        # one is still borrowed here, which stays readable until it is let go.
+        bigger = pool.run(_spec("bicubic"), 3, large, borrow=True)["sr"]
+        assert bigger.shape == (360, 390)
+        np.testing.assert_array_equal(borrowed, kept)
+        del borrowed
+        np.testing.assert_array_equal(pool.run(_spec("bicubic"), 3, small)["sr"], copied)
