@@ -42,6 +42,15 @@ class Protocol:
         """The HR reference for ``scale`` from a uint8 image (grayscale or RGB)."""
         raise NotImplementedError
 
+    def prepare_image(self, image: np.ndarray) -> np.ndarray:
+        """What :meth:`ground_truth` makes of ``image`` at any scale, made once for all scales.
+
+        ``ground_truth(prepare_image(image), scale)`` equals ``ground_truth(image, scale)``
+        (a benchmark makes the ground truth of each image at several scales). Default: the
+        image itself.
+        """
+        return image
+
     def degrade(self, hr: np.ndarray, scale: int) -> np.ndarray:
         """The LR image made from the ground truth."""
         raise NotImplementedError
@@ -78,6 +87,9 @@ class MatlabProtocol(Protocol):
 
     def ground_truth(self, image: np.ndarray, scale: int) -> np.ndarray:
         return modcrop(luminance(image), scale)
+
+    def prepare_image(self, image: np.ndarray) -> np.ndarray:
+        return luminance(image)  # its own luminance: the same ground truth
 
     def degrade(self, hr: np.ndarray, scale: int) -> np.ndarray:
         return degrade(hr, scale)
@@ -124,8 +136,10 @@ class MatlabRGBProtocol(Protocol):
     )
 
     def ground_truth(self, image: np.ndarray, scale: int) -> np.ndarray:
-        rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
-        return modcrop(rgb, scale)
+        return modcrop(self.prepare_image(image), scale)
+
+    def prepare_image(self, image: np.ndarray) -> np.ndarray:
+        return image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
 
     def degrade(self, hr: np.ndarray, scale: int) -> np.ndarray:
         if hr.dtype != np.uint8 or hr.ndim != 3:

@@ -389,20 +389,44 @@ def _describe(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------- driver
-class _Inputs:
-    """Ground truth and LR of one image at one scale, made only if some cell needs computing."""
+class _Source:
+    """One image as its ground truths at every scale start from (``Protocol.prepare_image``:
+    its luminance under ``matlab``), made once and kept while inputs made from it are."""
 
-    def __init__(self, pixels: np.ndarray, scale: int, protocol: Protocol) -> None:
-        self._pixels, self._scale, self._protocol = pixels, scale, protocol
-        self._pair: tuple[np.ndarray, np.ndarray] | None = None
-        #: Cells still to use these inputs; at zero the HR and LR images are let go, so a
-        #: run holds only the images it is working on, not the whole suite's.
-        self.users = 0
+    def __init__(self, pixels: np.ndarray, protocol: Protocol) -> None:
+        self.pixels, self._protocol = pixels, protocol
+        self._prepared: np.ndarray | None = None
+        self.users = 0  # _Inputs of this image still to be used
+
+    def prepared(self) -> np.ndarray:
+        if self._prepared is None:
+            self._prepared = self._protocol.prepare_image(self.pixels)
+        return self._prepared
 
     def release(self) -> None:
         self.users -= 1
         if self.users <= 0:
+            self._prepared = None
+
+
+class _Inputs:
+    """Ground truth and LR of one image at one scale, made only if some cell needs computing."""
+
+    def __init__(self, source: _Source, scale: int, protocol: Protocol) -> None:
+        self._source, self._scale, self._protocol = source, scale, protocol
+        self._pixels = source.pixels
+        self._pair: tuple[np.ndarray, np.ndarray] | None = None
+        #: Cells still to use these inputs; at zero the HR and LR images are let go, so a
+        #: run holds only the images it is working on, not the whole suite's.
+        self.users = 0
+        source.users += 1
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users <= 0 and self._source is not None:
             self._pair = None
+            self._source.release()
+            self._source = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -414,7 +438,8 @@ class _Inputs:
         if self._pair is None:
             # Its own read-only copy: scoring may then keep statistics of it between cells
             # (see srbench.metrics), as nothing can change it.
-            hr = np.array(self._protocol.ground_truth(self._pixels, self._scale))
+            assert self._source is not None, "inputs used after their last cell"
+            hr = np.array(self._protocol.ground_truth(self._source.prepared(), self._scale))
             hr.setflags(write=False)
             self._pair = (hr, self._protocol.degrade(hr, self._scale))
         return self._pair
@@ -548,6 +573,7 @@ class Runner:
                     image_error = ""
                 except ImageError as exc:
                     pixels, image_hash, image_error = None, "", str(exc)
+                source = _Source(pixels, protocol) if pixels is not None else None
                 for scale in scales:
                     inputs = None
                     if pixels is not None:
@@ -555,7 +581,7 @@ class Runner:
                             height, width = pixels.shape[:2]
                             image_error = f"{image.name}: {width}x{height} is too small for x{scale}"
                         else:
-                            inputs = _Inputs(pixels, scale, protocol)
+                            inputs = _Inputs(source, scale, protocol)
                     for cls, method, device, setup_error, settings, (name, label) in methods:
                         if scale not in cls.scales:
                             summary.unsupported += 1
@@ -747,8 +773,10 @@ class Runner:
             try:
                 assert cell.spec is not None and cell.inputs is not None
                 x = cell.inputs.method_input(cell.channels)
-                outcome = workers.run(cell.spec, result.scale, x, config.repeat)
+                # Borrowed: scored (and the scored image made) before this worker's next call.
+                outcome = workers.run(cell.spec, result.scale, x, config.repeat, borrow=True)
                 self._score(cell, outcome, protocol, config.save_outputs)
+                del outcome
             except Exception as exc:  # noqa: BLE001 - record the failure, run the rest
                 result.status, result.error = "failed", _describe(exc)
             self._finish(result, summary, bar)

@@ -75,3 +75,16 @@ def test_bicubic_under_both_protocols_on_set5(data_dir):
                 x = protocol.method_input(protocol.degrade(hr, scale), "y")
                 scores.append(protocol.score(imresize(x, scale).clip(0, 1), hr, protocol.degrade(hr, scale), scale)[0])
             assert abs(scores[0] - scores[1]) < 0.06, (name, scale, scores)
+
+
+@pytest.mark.parametrize("name", ["matlab", "matlab-rgb"])
+def test_a_prepared_image_gives_the_same_ground_truth_at_every_scale(name):
+    # The runner converts each image once (prepare_image) for all its scales.
+    protocol = get_protocol(name)
+    rgb = _colour((53, 61), seed=4)
+    for image in (rgb, rgb[..., 1].copy()):
+        prepared = protocol.prepare_image(image)
+        for scale in (2, 3, 4):
+            expected = protocol.ground_truth(image, scale)
+            actual = protocol.ground_truth(prepared, scale)
+            assert actual.dtype == expected.dtype and np.array_equal(actual, expected)
