@@ -650,7 +650,8 @@ class Runner:
             return self._execute(config, start, workers)
         finally:
             if workers is not None:
-                workers.close()
+                # Every cell is stored: the workers' exits are waited for in the background.
+                workers.close(wait=False)
 
     def _start_early(
         self, workers: WorkerPool, config: RunConfig, variants: Sequence[tuple[type[Method], dict[str, Any]]], datasets: Sequence[Dataset]

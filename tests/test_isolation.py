@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import time
 
 import numpy as np
 import pytest
@@ -436,3 +437,30 @@ def test_a_borrowed_output_is_the_output_read_only_and_outlives_a_larger_buffer(
         np.testing.assert_array_equal(borrowed, kept)
         del borrowed
         np.testing.assert_array_equal(pool.run(_spec("bicubic"), 3, small)["sr"], copied)
+
+
+@pytest.mark.parametrize("zygote", [True, False], ids=["zygote", "spawn"])
+def test_a_pool_closed_without_waiting_leaves_no_process_behind(zygote):
+    from srbench.isolation import WorkerPool
+
+    pool = WorkerPool(zygote=zygote)
+    pool.run(_spec("bicubic"), 3, _lr())
+    pool.run(_spec("anr"), 3, _lr())
+    pids = [worker.pid for worker in pool._workers.values()]
+    if pool._zygote is not None:
+        pids.append(pool._zygote.process.pid)
+    pool.close(wait=False)
+    assert pool._workers == {} and pool._zygote is None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_running(pid) for pid in pids):
+        time.sleep(0.02)
+    assert not any(_running(pid) for pid in pids)
+
+
+def _running(pid):
+    # A process that has exited but is not yet reaped (a zombie) counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
