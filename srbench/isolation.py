@@ -20,6 +20,7 @@ import os
 import sys
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -680,6 +681,15 @@ def _start_process(role: tuple[str, ...]) -> tuple[Any, Any]:
     return process, Connection(mine.detach())
 
 
+class _Fork:
+    """A worker asked of the zygote (:meth:`_Zygote.fork_later`) and, once answered, its pid."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.pid: int | None = None
+        self.error: str | None = None
+
+
 class _Zygote:
     """The driver's handle on the zygote process, started once per :class:`WorkerPool`.
 
@@ -691,6 +701,8 @@ class _Zygote:
         # inputs; the first fork waits for it to be ready.
         self.process, self.connection = _start_process(("--zygote", *libraries))
         self.ready = False
+        #: Forks asked for whose answers are still to be read (it answers in order).
+        self._asked: deque[_Fork] = deque()
 
     def starting(self) -> bool:
         """Whether it is still starting: it has not said whether it is ready (no wait)."""
@@ -713,6 +725,7 @@ class _Zygote:
         self.ready = True
 
     def _ask(self, request: tuple) -> tuple[str, Any]:
+        self._answer_forks()
         try:
             self.connection.send(request)
             return self.connection.recv()
@@ -721,22 +734,60 @@ class _Zygote:
 
     def fork(self, libraries: Sequence[str]) -> tuple[int, Any]:
         """A new worker: its pid, and the driver's end of the line to it."""
+        fork = self.fork_later(libraries)
+        return self.pid_of(fork), fork.connection
+
+    def fork_later(self, libraries: Sequence[str]) -> _Fork:
+        """Ask for a new worker without waiting, even before the zygote is ready.
+
+        The driver's end of the line to it (:attr:`_Fork.connection`) takes requests at
+        once (the worker reads them once it exists); :meth:`pid_of` waits for the answer.
+        The zygote serves the forks in the order asked, importing ``libraries`` first where
+        it has not yet: asking for the workers without torch first, they are forked and at
+        work while it imports torch for the networks' workers.
+        """
         import socket
         from multiprocessing.connection import Connection
 
-        self.wait_ready()
         mine, theirs = socket.socketpair()
         with mine, theirs:
             try:
                 environment = _worker_environment()  # as a fresh worker's
                 self.connection.send(("fork", tuple(libraries), os.getcwd(), environment))
                 _send_fd(self.connection, theirs.fileno())
-                status, detail = self.connection.recv()
-            except (EOFError, OSError) as exc:
+            except (OSError, ValueError) as exc:
                 raise _ZygoteError(f"the zygote is gone ({_describe(exc)})") from None
-            if status != "forked":
-                raise _ZygoteError(f"the zygote cannot fork a worker: {detail}")
-            return detail, Connection(mine.detach())
+            fork = _Fork(Connection(mine.detach()))
+        self._asked.append(fork)
+        return fork
+
+    def pid_of(self, fork: _Fork) -> int:
+        """The pid of a worker asked for with :meth:`fork_later`; _ZygoteError if it was not forked."""
+        while fork.pid is None and fork.error is None:
+            self._answer_forks(until=fork)
+        if fork.error is not None:
+            raise _ZygoteError(fork.error)
+        return fork.pid
+
+    def _answer_forks(self, until: _Fork | None = None) -> None:
+        """Read the answers to the forks asked (all, or up to ``until``'s)."""
+        while self._asked:
+            fork = self._asked.popleft()
+            try:
+                self.wait_ready()
+                status, detail = self.connection.recv()
+            except (_ZygoteError, EOFError, OSError) as exc:
+                problem = str(exc) if isinstance(exc, _ZygoteError) else f"the zygote is gone ({_describe(exc)})"
+                for unanswered in (fork, *self._asked):
+                    unanswered.error = problem
+                self._asked.clear()
+                return
+            if status == "forked":
+                fork.pid = detail
+            else:
+                fork.error = f"the zygote cannot fork a worker: {detail}"
+            if fork is until:
+                return
 
     def exit_code(self, pid: int) -> int | None:
         try:
@@ -812,15 +863,22 @@ class _Worker:
     drives srbench without an ``if __name__ == "__main__"`` guard.
     """
 
-    def __init__(self, spec: MethodSpec, zygote: _Zygote | None = None, *, wait: bool = True) -> None:
+    def __init__(
+        self, spec: MethodSpec, zygote: _Zygote | None = None, *, wait: bool = True, fork: _Fork | None = None
+    ) -> None:
         self.zygote = zygote
         self.process: Any = None
         self.outputs = _OutputBuffer()
+        self._fork: _Fork | None = None
+        self._pid: int | None = None
         if zygote is not None:
-            self.pid, self.connection = zygote.fork(_libraries_for(spec))
+            # Asked, not waited for (or asked ahead: ``fork``): the spec is sent at once and
+            # read once it is forked.
+            self._fork = fork or zygote.fork_later(_libraries_for(spec))
+            self.connection = self._fork.connection
         else:
             self.process, self.connection = _start_process(())
-            self.pid = self.process.pid
+            self._pid = self.process.pid
         try:
             self.connection.send(spec)
         except OSError:
@@ -829,10 +887,32 @@ class _Worker:
         if wait:
             self.wait_built()
 
+    @property
+    def pid(self) -> int:
+        """The worker's pid (waiting for the zygote's answer; _ZygoteError if it forked none)."""
+        if self._pid is None:
+            assert self._fork is not None and self.zygote is not None
+            self._pid = self.zygote.pid_of(self._fork)
+        return self._pid
+
+    def _known_pid(self) -> int | None:
+        """The pid, where the zygote forked the worker (None where it has not, or could not)."""
+        try:
+            return self.pid
+        except _ZygoteError:
+            return None
+
     def wait_built(self) -> None:
-        """Wait for the worker to say its method is built; WorkerError (and closed) if it is not."""
+        """Wait for the worker to say its method is built; WorkerError (and closed) if it is
+        not, _ZygoteError (and closed) if the zygote could not fork it."""
         if self.built:
             return
+        if self._fork is not None:
+            try:
+                self.pid
+            except _ZygoteError:
+                self.close()
+                raise
         status, detail = self._receive()
         if status != "ready":
             self.close()
@@ -851,7 +931,8 @@ class _Worker:
 
     def exit_code(self) -> int | None:
         if self.process is None:
-            return self.zygote.exit_code(self.pid) if self.zygote is not None else None
+            pid = self._known_pid()
+            return self.zygote.exit_code(pid) if self.zygote is not None and pid is not None else None
         try:
             return self.process.wait(timeout=2)
         except Exception:  # noqa: BLE001 - its line closed but it has not exited yet
@@ -909,8 +990,9 @@ class _Worker:
                 finished = self.connection.poll(timeout)
             except (OSError, ValueError):
                 finished = True
-            if not finished and self.zygote is not None:
-                self.zygote.kill(self.pid)
+            pid = self._known_pid() if not finished and self.zygote is not None else None
+            if pid is not None:
+                self.zygote.kill(pid)
         self.connection.close()
         self.outputs.close()
 
@@ -944,6 +1026,9 @@ class WorkerPool:
             zygote = os.environ.get("SRBENCH_WORKER_START", "").strip().lower() != "spawn"
         self._workers: dict[MethodSpec, _Worker] = {}
         self._zygote: _Zygote | None = None
+        #: Workers asked of the zygote ahead (see prestart), not yet given a method, by the
+        #: large libraries they were forked with.
+        self._spare: dict[tuple[str, ...], deque[_Fork]] = {}
         #: Why workers are fresh interpreters rather than forks of a zygote (None: they are forks).
         self.zygote_error: str | None = None
         if not zygote:
@@ -954,16 +1039,23 @@ class WorkerPool:
     def prestart(self, specs: Iterable[MethodSpec] = ()) -> None:
         """Start the zygote now, without waiting for it, where workers will be its forks.
 
-        Its imports (about 0.6 s, and torch's 0.9 s when one of ``specs``, the workers the
-        caller will ask for, runs a network) then overlap whatever the caller does before
-        the first worker is needed (see :meth:`starting`); a zygote that fails to start is
-        noticed then, as ever.
+        Its imports (about 0.6 s) then overlap whatever the caller does before the first
+        worker is needed (see :meth:`starting`); a zygote that fails to start is noticed
+        then, as ever. A worker is asked for at once for each of ``specs`` (the methods the
+        caller will run; settings may still change), those without torch first: the zygote
+        forks them as soon as it is ready, then imports torch for the networks' workers,
+        while the first build and prepare. A worker asked for ahead is given its method
+        when :meth:`start` or :meth:`prepare` needs one that imports the same libraries.
         """
-        if self.zygote_error is None and self._zygote is None:
-            needed = {name for spec in set(specs) if spec.device != "cuda" for name in _libraries_for(spec)}
-            # In the order _SHARED_LIBRARIES lists them: torch before what builds on it.
-            ordered = [name for names in _SHARED_LIBRARIES.values() for name in names if name in needed]
-            self._zygote = _Zygote(ordered)
+        if self.zygote_error is not None or self._zygote is not None:
+            return
+        self._zygote = _Zygote()
+        libraries = sorted((_libraries_for(spec) for spec in specs if spec.device != "cuda"), key=bool)
+        try:
+            for needed in libraries:
+                self._spare.setdefault(needed, deque()).append(self._zygote.fork_later(needed))
+        except _ZygoteError:
+            pass  # noticed again at the first worker's start
 
     def starting(self) -> bool:
         """Whether a prestarted zygote is still starting: time the caller may use (no wait)."""
@@ -994,27 +1086,30 @@ class WorkerPool:
         its cells, which meet the error again and record it.
         """
         asked = []
-        for spec, spec_scales in scales.items():
+        # Workers that need no large library first: the zygote forks them at once, and
+        # they build and prepare while it imports torch for the networks' workers.
+        for spec, spec_scales in sorted(scales.items(), key=lambda item: bool(_libraries_for(item[0]))):
             try:
-                # Not waiting for each to be built: the builds (loading artifacts) run side
-                # by side too, each worker reading its prepare request once it is built.
+                # Not waiting for each to be forked and built: the builds (loading artifacts)
+                # run side by side too, each worker reading its prepare request once built.
                 self.start(spec, wait=False)
                 self._workers[spec].ask_to_prepare(spec_scales)
                 asked.append(spec)
             except (MethodError, OSError):
                 self._discard(spec)
         for spec in asked:
-            worker = self._workers[spec]
             try:
                 for answer in ("built", "prepared"):
-                    while meanwhile is not None and not worker.answered():
+                    while meanwhile is not None and not self._workers[spec].answered():
                         if not meanwhile():
                             meanwhile = None
                     if answer == "built":
-                        worker.wait_built()
+                        # A worker the zygote could not fork is started afresh: prepared by its first call.
+                        if self._built(spec) is not None:
+                            break
                     else:
-                        worker._receive()
-            except WorkerError:
+                        self._workers[spec]._receive()
+            except (WorkerError, OSError):
                 self._discard(spec)
 
     def run(
@@ -1028,12 +1123,44 @@ class WorkerPool:
         """
         self.start(spec)
         try:
-            worker = self._workers[spec]
-            worker.wait_built()
-            return worker.run(scale, x, repeat, borrow=borrow)
+            self._built(spec)
+            return self._workers[spec].run(scale, x, repeat, borrow=borrow)
         except WorkerError:
             self._discard(spec)
             raise
+
+    def _built(self, spec: MethodSpec) -> _Worker | None:
+        """Wait for ``spec``'s worker to be built (WorkerError if it cannot be).
+
+        Where the zygote could not fork it, the pool stops using the zygote and starts the
+        worker as a fresh interpreter instead (returned: it has had no request yet).
+        """
+        worker = self._workers[spec]
+        try:
+            worker.wait_built()
+            return None
+        except _ZygoteError as exc:
+            self._zygote_failed(exc)
+        worker = self._workers[spec] = _Worker(spec)
+        return worker
+
+    def _zygote_failed(self, exc: _ZygoteError) -> None:
+        self.zygote_error = str(exc)
+        self._release_spares()
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
+
+    def _release_spares(self) -> None:
+        """Workers asked for ahead and never given a method: told to exit (their zygote reaps them)."""
+        for forks in self._spare.values():
+            for fork in forks:
+                try:
+                    fork.connection.send(None)
+                except (OSError, ValueError):
+                    pass
+                fork.connection.close()
+        self._spare.clear()
 
     def _discard(self, spec: MethodSpec) -> None:
         worker = self._workers.pop(spec, None)
@@ -1047,12 +1174,10 @@ class WorkerPool:
             try:
                 if self._zygote is None:
                     self._zygote = _Zygote()
-                return _Worker(spec, self._zygote, wait=wait)
+                spare = self._spare.get(_libraries_for(spec))
+                return _Worker(spec, self._zygote, wait=wait, fork=spare.popleft() if spare else None)
             except _ZygoteError as exc:
-                self.zygote_error = str(exc)
-                if self._zygote is not None:
-                    self._zygote.close()
-                    self._zygote = None
+                self._zygote_failed(exc)
         return _Worker(spec, wait=wait)
 
     def close(self, *, wait: bool = True) -> None:
@@ -1067,6 +1192,7 @@ class WorkerPool:
         self._workers.clear()
         for worker in workers:  # all asked at once: they finish side by side
             worker.stop()
+        self._release_spares()
         zygote, self._zygote = self._zygote, None
         if wait:
             for worker in workers:
@@ -1112,7 +1238,9 @@ def _main(argv: Sequence[str]) -> None:
         connection = _zygote(connection, argv[1:-1])
         if connection is None:  # the zygote, done: it ran no user code, so no atexit is owed
             _exit(run_atexit=False)
-    _serve(connection, connection.recv())
+    spec = connection.recv()
+    if spec is not None:  # None: a worker asked for ahead and never given a method
+        _serve(connection, spec)
     connection.close()
     _exit(run_atexit=True)
 

@@ -236,10 +236,13 @@ def test_a_zygote_that_cannot_start_leaves_fresh_workers(monkeypatch):
     # A zygote that exits at once, as one whose interpreter cannot start would.
     monkeypatch.setattr(isolation, "_start_process", lambda role: start(("--bogus",) if role else role))
     x = _lr()
-    for prestarted in (False, True):
+    for way in ("run", "prestart", "prepare"):  # the last asks for its forks without waiting
         with WorkerPool() as pool:
-            if prestarted:
+            if way != "run":
                 pool.prestart()
+            if way == "prepare":
+                pool.prepare({_spec("bicubic"): [3], _spec("anr"): [3]})
+                assert pool._workers[_spec("anr")].process is not None
             answer = pool.run(_spec("bicubic"), 3, x)
             assert pool._workers[_spec("bicubic")].process is not None
             assert "zygote did not start" in pool.zygote_error
@@ -361,18 +364,25 @@ def test_spec_threads_limits_every_thread_pool_of_the_worker(tmp_path, monkeypat
 
 @needs_fork
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
-def test_a_prestarted_zygote_imports_torch_only_for_runs_with_networks():
-    # A run with a network has the zygote import torch while it starts, not at the first
-    # network's worker; a run without one never loads it.
+def test_prepared_workers_without_torch_are_forked_before_the_zygote_imports_it():
+    # prepare() asks for the workers that need no torch first (whatever the order given):
+    # they are forked without it, and the zygote imports it for the network's worker only.
     from srbench.isolation import WorkerPool
 
-    for specs, expected in (([_spec("bicubic"), _spec("fsrcnn")], True), ([_spec("bicubic")], False)):
+    def maps_torch(pid):
+        with open(f"/proc/{pid}/maps") as handle:
+            return "libtorch" in handle.read()
+
+    for specs, networks in (([_spec("fsrcnn"), _spec("bicubic"), _spec("anr")], True),
+                            ([_spec("bicubic")], False)):  # fmt: skip
         with WorkerPool() as pool:
-            pool.prestart(specs)
-            pool.run(_spec("bicubic"), 3, _lr())
+            pool.prestart()
+            pool.prepare({spec: [3] for spec in specs})
             assert not pool.starting()
-            with open(f"/proc/{pool._zygote.process.pid}/maps") as handle:
-                assert ("libtorch" in handle.read()) == expected
+            assert maps_torch(pool._zygote.process.pid) == networks
+            for spec in specs:
+                assert maps_torch(pool._workers[spec].pid) == (spec.registered == "fsrcnn")
+            np.testing.assert_array_equal(pool.run(_spec("bicubic"), 3, _lr())["sr"].shape, (48, 60))
 
 
 @pytest.mark.parametrize("zygote", [True, False], ids=["zygote", "spawn"])
@@ -464,3 +474,19 @@ def _running(pid):
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+@needs_fork
+def test_workers_asked_for_ahead_serve_the_methods_started_later_and_the_rest_exit():
+    from srbench.isolation import WorkerPool
+
+    pool = WorkerPool()
+    pool.prestart([_spec("bicubic"), _spec("anr")])  # two workers without torch, asked at once
+    first, second = pool._spare[()]
+    answer = pool.run(_spec("bicubic"), 3, _lr())
+    assert pool._workers[_spec("bicubic")]._fork is first
+    assert answer["sr"].shape == (48, 60)
+    unused = pool._zygote.pid_of(second)
+    assert _running(unused)
+    pool.close()
+    assert not _running(unused) and pool._spare == {}
