@@ -490,3 +490,26 @@ def test_workers_asked_for_ahead_serve_the_methods_started_later_and_the_rest_ex
     assert _running(unused)
     pool.close()
     assert not _running(unused) and pool._spare == {}
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="Linux /proc only")
+def test_a_calls_peak_memory_is_its_own_also_in_a_forked_child():
+    # The /proc files stay open between calls; a forked child must read its own, not its parent's.
+    def peak_of_an_allocation(megabytes):
+        before = isolation._memory_mark(False)
+        block = np.ones(megabytes << 17)  # megabytes of float64, touched
+        del block
+        return isolation._memory_peak(False, before)
+
+    assert 60 <= peak_of_an_allocation(64) < 200
+    assert peak_of_an_allocation(1) < 30
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its peak and whether it reopened the files
+        try:
+            ok = 60 <= peak_of_an_allocation(64) < 200 and isolation._PROC._pid == os.getpid()
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
