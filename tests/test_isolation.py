@@ -496,9 +496,15 @@ def test_workers_asked_for_ahead_serve_the_methods_started_later_and_the_rest_ex
 def test_a_calls_peak_memory_is_its_own_also_in_a_forked_child():
     # The /proc files stay open between calls; a forked child must read its own, not its parent's.
     def peak_of_an_allocation(megabytes):
+        import mmap
+
         before = isolation._memory_mark(False)
-        block = np.ones(megabytes << 17)  # megabytes of float64, touched
-        del block
+        # Fresh pages, each touched (malloc could hand back memory already resident).
+        block = mmap.mmap(-1, megabytes << 20)
+        pages = np.frombuffer(block, np.uint8)
+        pages[:: mmap.PAGESIZE] = 1
+        del pages
+        block.close()
         return isolation._memory_peak(False, before)
 
     assert 60 <= peak_of_an_allocation(64) < 200
