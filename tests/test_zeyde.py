@@ -415,3 +415,29 @@ def test_ksvd_upscale_compiled_equals_numpy(tiny_ksvd, numpy_path):
     got = tiny_ksvd.upscale(lr, 2)
     numpy_path()
     np.testing.assert_array_equal(got, tiny_ksvd.upscale(lr, 2))
+
+
+def test_omp_chunks_coded_on_threads_are_the_chunks_coded_one_by_one():
+    # omp shares its chunks out to threads (one BLAS thread each): the same numbers as
+    # coding each chunk in turn.
+    from srbench._methods.sparse import zeyde
+
+    rng = np.random.default_rng(5)
+    D = rng.normal(size=(30, 200)).astype(np.float32)
+    D /= np.linalg.norm(D, axis=0)
+    X = rng.normal(size=(300, 30)).astype(np.float32)
+    idx, coef = zeyde.omp(D, X, 3, chunk=32)
+    gram, DT = D.T @ D, np.ascontiguousarray(D.T)
+    for start in range(0, 300, 32):
+        i, c = zeyde._omp_chunk(D, DT, gram, X[start : start + 32], 3)
+        np.testing.assert_array_equal(idx[start : start + 32], i)
+        np.testing.assert_array_equal(coef[start : start + 32], c)
+
+
+def test_gr_residuals_on_threads_are_the_one_product():
+    from srbench._methods.anchored.methods import GR
+
+    rng = np.random.default_rng(6)
+    y = rng.normal(size=(5001, 30)).astype(np.float32)
+    P = rng.normal(size=(81, 30)).astype(np.float32)
+    np.testing.assert_array_equal(GR()._residuals({"P": P}, y), y @ P.T)
