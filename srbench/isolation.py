@@ -550,13 +550,11 @@ class _Children:
             self.running.discard(pid)
 
 
-def _zygote(control: Any, libraries: Sequence[str] = ()) -> Any:
+def _zygote(control: Any) -> Any:
     """Zygote main loop: import what workers share once, then fork a worker per request.
 
-    ``libraries`` (names from :data:`_SHARED_LIBRARIES`' values) are imported before it says
-    it is ready: the driver names those its run will need, so that torch's import runs while
-    the driver prepares its first inputs instead of while it waits for the first network's
-    worker.
+    A large library (:data:`_SHARED_LIBRARIES`) is imported when the first worker that needs
+    it is asked for: the driver asks for the others first (see :meth:`WorkerPool.prestart`).
 
     Requests: ``("fork", libraries, cwd, environ)`` followed by the worker's end of its socket
     pair (answered ``("forked", pid)``), ``("exit_code", pid)``, ``("kill", pid)``, and None
@@ -581,7 +579,6 @@ def _zygote(control: Any, libraries: Sequence[str] = ()) -> Any:
         _import_all(_ZYGOTE_MODULES)
         _import_builtin_methods()
         _load_shared_kernels()
-        _import_all(libraries)
         hazard = _fork_hazard()
         if hazard:
             raise RuntimeError(hazard)
@@ -725,15 +722,12 @@ class _Fork:
 
 
 class _Zygote:
-    """The driver's handle on the zygote process, started once per :class:`WorkerPool`.
+    """The driver's handle on the zygote process, started once per :class:`WorkerPool`."""
 
-    ``libraries``: large libraries it imports before it is ready (see :func:`_zygote`).
-    """
-
-    def __init__(self, libraries: Sequence[str] = ()) -> None:
+    def __init__(self) -> None:
         # Started, not waited for: its imports run while the driver prepares the first
         # inputs; the first fork waits for it to be ready.
-        self.process, self.connection = _start_process(("--zygote", *libraries))
+        self.process, self.connection = _start_process(("--zygote",))
         self.ready = False
         #: Forks asked for whose answers are still to be read (it answers in order).
         self._asked: deque[_Fork] = deque()
@@ -1259,17 +1253,15 @@ def freeze(settings: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
 
 
 def _main(argv: Sequence[str]) -> None:
-    """``python -m srbench.isolation FD`` (a worker) or ``... --zygote [LIBRARY...] FD`` (a
-    pool's zygote, importing the libraries named before it is ready)."""
+    """``python -m srbench.isolation FD`` (a worker) or ``... --zygote FD`` (a pool's zygote)."""
     from multiprocessing.connection import Connection
 
-    zygote = len(argv) >= 2 and argv[0] == "--zygote"
-    shared = {name for names in _SHARED_LIBRARIES.values() for name in names}
-    if not (len(argv) == 1 or zygote) or not argv[-1].isdigit() or not set(argv[1:-1]) <= shared:
-        sys.exit("usage: python -m srbench.isolation [--zygote [LIBRARY...]] FD (started by srbench, not by hand)")
+    zygote = len(argv) == 2 and argv[0] == "--zygote"
+    if not (len(argv) == 1 or zygote) or not argv[-1].isdigit():
+        sys.exit("usage: python -m srbench.isolation [--zygote] FD (started by srbench, not by hand)")
     connection = Connection(int(argv[-1]))
     if zygote:
-        connection = _zygote(connection, argv[1:-1])
+        connection = _zygote(connection)
         if connection is None:  # the zygote, done: it ran no user code, so no atexit is owed
             _exit(run_atexit=False)
     spec = connection.recv()

@@ -786,7 +786,7 @@ class Runner:
     def _work_ahead(cells: Sequence[_Cell], protocol: Protocol) -> Iterator[None]:
         """The driver's first-use work, a step per ``next``: for the waits before the first timed call.
 
-        While the workers' zygote starts (1.5 s with torch) and the workers prepare, the
+        While the workers' zygote starts (0.6 s) and the workers prepare, the
         driver's core would be idle. Each step makes the next cell's inputs (the first step
         also loads the scoring code, its compiled kernels, on a corner of that image scored
         against itself); inputs made ahead are held until their cells run, at most as many
