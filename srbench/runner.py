@@ -660,17 +660,21 @@ class Runner:
 
         Its start (its imports and compiled kernels: 0.6 s) is then under way while the
         plan sets up the methods and reads the images (0.4 s for the paper suite). Guessed
-        from the store before the cells' keys are known: none of these methods has a result
-        on these datasets, as in a first run. Otherwise the run starts it once it knows there
-        is work to do, as ever; a zygote started for nothing is stopped at once.
+        from the store before the cells' keys are known: ``--force``, or none of these
+        methods has a result on these datasets, as in a first run. Otherwise the run starts
+        it once it knows there is work to do, as ever; a zygote started for nothing is
+        stopped at once.
         """
-        if config.force or config.device == "cuda":
+        if config.device == "cuda":
             return  # cuda: workers are fresh interpreters
         names = [variant_names(cls, settings)[0] for cls, settings in variants]
-        if self.store.holds_any(names, [d.name for d in datasets]):
+        if not config.force and self.store.holds_any(names, [d.name for d in datasets]):
             return
-        # Provisional specs: the zygote is told which workers will need torch.
-        workers.prestart([MethodSpec(cls.name, models=tuple(config.models)) for cls, _ in variants])
+        try:
+            # Provisional specs: the zygote is told which workers will need torch.
+            workers.prestart([MethodSpec(cls.name, models=tuple(config.models)) for cls, _ in variants])
+        except OSError:
+            pass  # no process to be had now: the run tries again when it needs its workers
 
     def _execute(self, config: RunConfig, start: float, workers: WorkerPool | None) -> RunSummary:
         early = (lambda variants, datasets: self._start_early(workers, config, variants, datasets)) if workers else None
