@@ -1127,18 +1127,20 @@ class WorkerPool:
                 self._discard(spec)
         for spec in asked:
             try:
-                for answer in ("built", "prepared"):
-                    while meanwhile is not None and not self._workers[spec].answered():
-                        if not meanwhile():
-                            meanwhile = None
-                    if answer == "built":
-                        # A worker the zygote could not fork is started afresh: prepared by its first call.
-                        if self._built(spec) is not None:
-                            break
-                    else:
-                        self._workers[spec]._receive()
+                meanwhile = self._meanwhile(spec, meanwhile)
+                if self._built(spec) is not None:
+                    continue  # started afresh (the zygote could not fork it): prepared by its first call
+                meanwhile = self._meanwhile(spec, meanwhile)
+                self._workers[spec]._receive()
             except (WorkerError, OSError):
                 self._discard(spec)
+
+    def _meanwhile(self, spec: MethodSpec, meanwhile: Callable[[], bool] | None) -> Callable[[], bool] | None:
+        """Call ``meanwhile()`` until ``spec``'s worker has an answer; None once it returns False."""
+        while meanwhile is not None and not self._workers[spec].answered():
+            if not meanwhile():
+                return None
+        return meanwhile
 
     def run(
         self, spec: MethodSpec, scale: int, x: np.ndarray, repeat: int = 1, *, borrow: bool = False
