@@ -152,6 +152,39 @@ def _dense_imresize(image: np.ndarray, scale=None, output_shape=None) -> np.ndar
     return np.einsum("lk,ikc->ilc", cols, np.einsum("ij,jkc->ikc", rows, data))
 
 
+@pytest.mark.parametrize("n", [3, 5, 23, 170, 1000])
+@pytest.mark.parametrize("scale", [4, 3, 2, 1 / 2, 1 / 3, 0.7, 0.98])
+def test_resize_weights_are_the_csr_matrix_scipy_builds(n, scale):
+    # The weights are built with numpy alone; scipy's csr_matrix of the same (row, column,
+    # weight) triplets, duplicates summed and zeros dropped, is what they used to be.
+    from scipy import sparse
+
+    from srbench.protocol import _resize_weights, cubic
+
+    out_len = math.ceil(n * scale)
+    shrinking = scale < 1
+    width = 4.0 / scale if shrinking else 4.0
+    u = np.arange(1, out_len + 1) / scale + 0.5 * (1.0 - 1.0 / scale)
+    left = np.floor(u - width / 2.0)
+    indices = left[:, None] + np.arange(math.ceil(width) + 2)[None, :]
+    weights = scale * cubic(scale * (u[:, None] - indices)) if shrinking else cubic(u[:, None] - indices)
+    weights /= weights.sum(axis=1, keepdims=True)
+    mirror = np.concatenate([np.arange(n), np.arange(n - 1, -1, -1)])
+    columns = mirror[np.mod(indices.astype(np.int64) - 1, 2 * n)]
+    rows = np.repeat(np.arange(out_len), indices.shape[1])
+    expected = sparse.csr_matrix((weights.ravel(), (rows, columns.ravel())), shape=(out_len, n))
+    expected.sum_duplicates()
+    expected.eliminate_zeros()
+
+    got = _resize_weights(n, out_len, scale, True)
+    assert got.shape == expected.shape
+    for mine, theirs in ((got.data, expected.data), (got.indices, expected.indices), (got.indptr, expected.indptr)):
+        assert mine.dtype == theirs.dtype and np.array_equal(mine, theirs)
+        assert not mine.flags.writeable
+    assert np.array_equal(got.toarray(), expected.toarray())
+    assert (got.tocsr() != expected).nnz == 0
+
+
 def test_resize_weights_are_the_documented_algorithm():
     from srbench.protocol import _resize_matrix
 

@@ -178,8 +178,9 @@ class SC(Method):
     # ------------------------------------------------------------------ inference
     def prepare(self, scale: int) -> None:
         """Compile (or load from numba's cache) the homotopy kernel, and import the feature
-        filters' scipy.ndimage, outside the timed call."""
+        filters' scipy.ndimage and the codes' scipy.sparse, outside the timed call."""
         import scipy.ndimage  # noqa: F401
+        import scipy.sparse  # noqa: F401
 
         from . import lars_kernel
 
