@@ -30,7 +30,9 @@ __all__ = ["available", "to_uint8", "ycbcr_to_rgb8"]
 _THREADED_FROM = 1 << 20
 
 
-def ycbcr_to_rgb8(y: np.ndarray, chroma: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+def ycbcr_to_rgb8(
+    y: np.ndarray, chroma: np.ndarray, *, threads: int | None = None, out: np.ndarray | None = None
+) -> np.ndarray:
     """RGB uint8 of luminance ``y`` (H, W) and chroma (H, W, 2), both float in [0, 1] units.
 
     Parameters
@@ -41,6 +43,8 @@ def ycbcr_to_rgb8(y: np.ndarray, chroma: np.ndarray, *, threads: int | None = No
     threads : int, optional
         Threads converting bands of rows; by default every core for large images, one for
         small ones.
+    out : ndarray, uint8, shape (H, W, 3), optional
+        Where to write the result (C-contiguous); a new array by default.
     """
     import os
 
@@ -50,7 +54,10 @@ def ycbcr_to_rgb8(y: np.ndarray, chroma: np.ndarray, *, threads: int | None = No
     chroma = np.ascontiguousarray(chroma, dtype=np.float32)
     if y.ndim != 2 or chroma.shape != y.shape + (2,):
         raise ValueError(f"need y (H, W) and chroma (H, W, 2); got {y.shape} and {chroma.shape}")
-    out = np.empty(y.shape + (3,), dtype=np.uint8)
+    if out is None:
+        out = np.empty(y.shape + (3,), dtype=np.uint8)
+    elif out.shape != y.shape + (3,) or out.dtype != np.uint8 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous uint8 array of shape {y.shape + (3,)}")
     height = y.shape[0]
     if threads is None:
         threads = (os.cpu_count() or 1) if out.size >= _THREADED_FROM else 1

@@ -248,6 +248,56 @@ def test_upscale_image_colour_path_matches_the_reference_pipeline():
     assert np.mean(ours != expected) < 1e-3
 
 
+_CHROMA_PROCESS_SCRIPT = """
+import sys
+import numpy as np
+from srbench import Method, colour
+
+
+class Network(Method):  # a torch method as far as the colour path can tell: it may run on CUDA
+    name = "nearest-network"
+    devices = ("cpu", "cuda")
+    scales = frozenset({4})
+
+    def __init__(self):
+        pass
+
+    def _upscale(self, lr, scale):
+        if sys.argv[1] == "fail":
+            raise RuntimeError("the method failed")
+        return lr.repeat(scale, 0).repeat(scale, 1)
+
+
+rgb = np.random.default_rng(3).integers(0, 256, (300, 260, 3)).astype(np.uint8)  # 1.2 MP out
+started = []
+start = colour._ChromaProcess.start
+colour._ChromaProcess.start = lambda *a: started.append(start(*a)) or started[-1]
+try:
+    alongside = colour.upscale_image(Network(), rgb, 4)
+except RuntimeError as error:
+    print(error)
+    raise SystemExit(0 if started[0] is not None else 3)
+assert started[0] is not None, "no chroma process was started"
+colour._ChromaProcess.start = lambda *a: None
+one_process = colour.upscale_image(Network(), rgb, 4)
+assert alongside.shape == (1200, 1040, 3) and alongside.dtype == np.uint8
+assert np.array_equal(alongside, one_process)
+print("same")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the chroma process is forked on Linux only")
+@pytest.mark.parametrize("outcome", ["same", "fail"])
+def test_a_networks_chroma_done_alongside_is_the_same_image(outcome):
+    # A fresh interpreter: the process is forked only before numba or torch is loaded.
+    done = subprocess.run(
+        [sys.executable, "-c", _CHROMA_PROCESS_SCRIPT, outcome],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ("same" if outcome == "same" else "the method failed")
+
+
 def test_colour_kernel_is_the_numpy_conversion():
     """ycbcr_to_rgb8 against ycbcr2rgb + to_uint8, values beyond [0, 1] (saturation) included,
     on one thread and on several."""
