@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srbench.protocol import rgb2ycbcr
+from srbench.protocol import rgb2y
 
 __all__ = ["IMAGE_SUFFIXES", "ImageError", "pixel_hash", "read_image", "read_luminance", "write_image"]
 
@@ -68,7 +68,7 @@ def luminance(image: np.ndarray) -> np.ndarray:
     """uint8 Y of MATLAB ``rgb2ycbcr``; a grayscale image is its own luminance."""
     if image.ndim == 2:
         return image
-    return rgb2ycbcr(image)[..., 0]
+    return rgb2y(image)
 
 
 def read_luminance(path: str | Path, *, min_side: int = MIN_SIDE) -> np.ndarray:

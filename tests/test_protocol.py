@@ -12,6 +12,7 @@ from srbench.protocol import (
     degrade,
     imresize,
     modcrop,
+    rgb2y,
     rgb2ycbcr,
     shave,
     to_uint8,
@@ -296,6 +297,20 @@ def test_a_networks_chroma_done_alongside_is_the_same_image(outcome):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ("same" if outcome == "same" else "the method failed")
+
+
+def test_rgb2y_is_the_luminance_of_rgb2ycbcr():
+    rng = np.random.default_rng(8)
+    rgb8 = rng.integers(0, 256, (256, 300, 3)).astype(np.uint8)
+    for image in (rgb8, rgb8.astype(np.float32) / 255, rgb8.astype(np.float64) / 255):
+        y = rgb2y(image)
+        assert y.dtype == image.dtype and y.shape == image.shape[:2]
+        assert np.array_equal(y, rgb2ycbcr(image)[..., 0])
+    # MATLAB's values: white and black, and the coefficients on the pure primaries.
+    assert rgb2y(np.array([[[255, 255, 255], [0, 0, 0]]], np.uint8)).tolist() == [[235, 16]]
+    assert rgb2y(np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]]], np.uint8)).tolist() == [[81, 145, 41]]
+    with pytest.raises(ValueError, match="rgb2y expects"):
+        rgb2y(rgb8[..., :2])
 
 
 def test_colour_kernel_is_the_numpy_conversion():
