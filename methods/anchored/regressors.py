@@ -161,8 +161,10 @@ def anr_regressors(
         # the dictionary or more (only tiny dictionaries).
         p = global_regressor(np.asarray(Dl, np.float64), np.asarray(Dh, np.float64), lam)
         return np.broadcast_to(p, (n_atoms, *p.shape)).copy(), neighbours
-    lo = np.asarray(Dl, dtype=np.float64).T[neighbours].transpose(0, 2, 1)  # (m, k, size)
-    hi = np.asarray(Dh, dtype=np.float64).T[neighbours].transpose(0, 2, 1)  # (m, p, size)
+    # Atoms as rows first: gathering rows of a contiguous array took a fifth of the time of
+    # gathering columns (37 against 8 ms at x3).
+    lo = np.ascontiguousarray(Dl.T, dtype=np.float64)[neighbours].transpose(0, 2, 1)  # (m, k, size)
+    hi = np.ascontiguousarray(Dh.T, dtype=np.float64)[neighbours].transpose(0, 2, 1)  # (m, p, size)
     out = np.empty((n_atoms, hi.shape[1], lo.shape[1]))
     # A thousand small solves and products, numpy's per-matrix LAPACK and BLAS calls: the
     # atoms are split over threads, one BLAS thread each (the same call per atom, so the same
