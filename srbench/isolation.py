@@ -425,8 +425,12 @@ def _describe(exc: BaseException) -> str:
 
 # ---------------------------------------------------------------------- the zygote process
 #: What every worker imports, loaded once by the zygote so that a forked worker starts with
-#: it: numpy and scipy come in with srbench's modules and its built-in methods.
-_ZYGOTE_MODULES = ("numpy", "srbench", "srbench.registry", "srbench.runner", "multiprocessing.connection")
+#: it: numpy and scipy come in with srbench's modules and its built-in methods, and
+#: scipy.sparse (0.17 s), which SC and both NE methods use at test time, once here rather
+#: than in each of their workers.
+_ZYGOTE_MODULES = (
+    "numpy", "scipy.sparse", "srbench", "srbench.registry", "srbench.runner", "multiprocessing.connection",
+)
 #: Large libraries the zygote imports only when a worker of the pool needs them (torch costs
 #: about as much as everything above together, and a run of classical methods never uses
 #: it). torch's FLOP counter imports torch._dynamo, another second, when a plugin network's
