@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from srbench import memory
 from srbench.jit import available, jit
 from srbench.protocol import _RGB_MATRIX, _YCBCR_OFFSET
 
@@ -55,7 +56,7 @@ def ycbcr_to_rgb8(
     if y.ndim != 2 or chroma.shape != y.shape + (2,):
         raise ValueError(f"need y (H, W) and chroma (H, W, 2); got {y.shape} and {chroma.shape}")
     if out is None:
-        out = np.empty(y.shape + (3,), dtype=np.uint8)
+        out = memory.empty(y.shape + (3,), dtype=np.uint8)
     elif out.shape != y.shape + (3,) or out.dtype != np.uint8 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous uint8 array of shape {y.shape + (3,)}")
     height = y.shape[0]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from srbench import memory
 from srbench.jit import available, jit, limit_threads, prange
 from srbench.jit import preload as preload_kernel
 
@@ -57,7 +58,7 @@ def resize(image: np.ndarray, rows, cols, height_first: bool, *, bands: int | No
         # One array type per dtype (a read-only array would be another specialisation).
         x = np.array(x, order="C")
     out_h, out_w = rows.shape[0], cols.shape[0]
-    out = np.empty((out_h, out_w, x.shape[2]), dtype=dtype)
+    out = memory.empty((out_h, out_w, x.shape[2]), dtype=dtype)
     quantize = dtype == np.uint8
     csr = (rows.data, rows.indices, rows.indptr, cols.data, cols.indices, cols.indptr)
     if bands is None and out.size < PARALLEL_FROM:

@@ -470,8 +470,10 @@ def grouped_regressors(y: np.ndarray, anchors: np.ndarray, regressors: np.ndarra
     """
     from ..sparse.zeyde import GroupedRows
 
+    from srbench import memory
+
     n = y.shape[0]
-    grouped = np.empty((n, regressors.shape[1]), dtype=y.dtype)
+    grouped = memory.empty((n, regressors.shape[1]), dtype=y.dtype)
     kernel = _compiled()
     if kernel is None or n == 0 or y.ndim != 2:
         order = np.argsort(anchors, kind="stable")

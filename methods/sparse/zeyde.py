@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from srbench import memory
 from srbench.protocol import imresize, modcrop
 
 __all__ = [
@@ -961,7 +962,7 @@ def upscale_features(
     # Raw features are 4 (3s)^2 floats per patch (1.8 GB for a 1000x800 LR image at x4);
     # projecting them band by band keeps only the k PCA coordinates of every patch.
     V_pca = np.asarray(V_pca, dtype=np.float32)
-    feats = np.empty((rows.size, V_pca.shape[1]), dtype=np.float32)
+    feats = memory.empty((rows.size, V_pca.shape[1]), dtype=np.float32)
     band = max(1, _FEATURE_BAND // width)
     starts = range(0, rows.size, band)
     if kernel is None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from srbench import memory
 from srbench.jit import available, jit, limit_threads, prange
 from srbench.threads import (  # the family's callers use them from here
     blas_in_threads,
@@ -189,7 +190,7 @@ def assemble_lattice(
     for d in range(size):
         cover_r[int(r[0]) + d : int(r[-1]) + d + 1 : step_r] += 1.0
         cover_c[int(c[0]) + d : int(c[-1]) + d + 1 : step_c] += 1.0
-    out = np.empty((h, w), dtype=np.float32)
+    out = memory.empty((h, w), dtype=np.float32)
     at = np.arange(len(patches)) if at is None else _check_index(at, len(patches))
     if at.size != r.size * c.size:
         raise ValueError(f"{at.size} patches for a {r.size} x {c.size} lattice")
@@ -279,7 +280,7 @@ def gather_rows(x: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``x[index]`` for a 2-D C-contiguous ``x``, rows copied in parallel."""
     limit_threads()
     index = _check_index(index, x.shape[0])
-    out = np.empty((index.size, x.shape[1]), dtype=x.dtype)
+    out = memory.empty((index.size, x.shape[1]), dtype=x.dtype)
     _gather(x, index, out)
     return out
 
