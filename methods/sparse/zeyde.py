@@ -911,12 +911,11 @@ def _sparse_rows(gamma, sparsity: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- test time
-#: Raw feature values extracted at a time by :func:`upscale_features` (4 MB of float32). Bands
-#: of 16 MB were 1.3-1.6x slower on T91-sized images (one or two bands: a thread idle) and
-#: 1.15-1.5x on a 1000x800 photograph; 2 MB ones were no faster. The features are the same
-#: (each band's product is the same per row: 324 outputs of six methods on held-out T91
-#: images at x2-4 identical).
-_FEATURE_BAND = 1 << 20
+#: Raw feature values extracted at a time by :func:`upscale_features` (16 MB of float32).
+#: Bands of 4 MB made the front end alone 1.3-1.6x faster on T91-sized images, but whole
+#: methods were no faster or slower with them (NE+NNLS 0.83-0.98x, alternating on held-out
+#: T91 images), so the bands stayed as they were.
+_FEATURE_BAND = 1 << 22
 
 
 def upscale_features(
