@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from srbench import memory
+
 __all__ = [
     "anchor_atoms",
     "anr_regressors",
@@ -469,8 +471,6 @@ def grouped_regressors(y: np.ndarray, anchors: np.ndarray, regressors: np.ndarra
     every patch back into feature order.
     """
     from ..sparse.zeyde import GroupedRows
-
-    from srbench import memory
 
     n = y.shape[0]
     grouped = memory.empty((n, regressors.shape[1]), dtype=y.dtype)
