@@ -80,18 +80,17 @@ def _to_rgb8(y: np.ndarray, chroma: np.ndarray, out: np.ndarray | None = None) -
 def _fork_is_safe() -> bool:
     """Whether this process can fork a child that runs numba's kernels.
 
-    Only a process with one thread, in which neither numba nor torch has been imported:
-    a child has only the forking thread (a lock another thread held stays held in it), and
-    GNU OpenMP kills a child whose parent had started its threads. ``srbench upscale`` is
-    such a process when it gets here; a long-lived caller usually is not, and does the
-    chroma itself.
+    The worker pool's rules (:func:`srbench.isolation._fork_supported`, one thread only:
+    :func:`srbench.isolation._fork_hazard`), and neither numba nor torch imported yet: GNU
+    OpenMP kills a child whose parent had started its threads. ``srbench upscale`` is such a
+    process when it gets here; a long-lived caller usually is not, and does the chroma
+    itself.
     """
-    import threading
+    from srbench.isolation import _fork_hazard, _fork_supported
 
     return (
-        sys.platform.startswith("linux")
-        and hasattr(os, "fork")
-        and threading.active_count() == 1
+        _fork_supported()
+        and not _fork_hazard()
         and "numba" not in sys.modules
         and "torch" not in sys.modules
     )
